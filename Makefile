@@ -1,0 +1,39 @@
+# Two entry points on a fresh machine with Python 3.11 and pip:
+#   make bench   set up .venv from the lock, run the fast benchmarks, save the run, print the table
+#   make test    set up .venv from the lock, run every test that needs no GPU and no real checkpoint
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: setup bench test lint format embedded clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+bench: $(STAMP)
+	$(PYTEST) -m fast --benchmark-autosave
+
+test: $(STAMP)
+	$(PYTEST) -m "not gpu" --benchmark-disable
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Rebuild fixtures/embedded/ (byte-identical with the pinned versions).
+embedded: $(STAMP)
+	$(BIN)/python -m fixtures.make_embedded
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

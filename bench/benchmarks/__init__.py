@@ -1,0 +1,1 @@
+"""Benchmark modules: they arrange inputs from the fixtures and measure, nothing else."""

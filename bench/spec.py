@@ -1,0 +1,98 @@
+"""One validated description of what a run trains on, built before anything is timed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import LongformerConfig
+
+from bench.data import TokenBlocks, load_dataset, reblock
+from bench.device import Precision, resolve_device, resolve_precision
+from bench.errors import BenchInputError
+from bench.model import (
+    INITS,
+    check_sequence_length,
+    load_config,
+    mask_token_id,
+    weights_file,
+)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Every choice a benchmark depends on, each already checked against the others."""
+
+    device: torch.device
+    precision: Precision
+    model_dir: Path
+    data_dir: Path
+    init: str
+    seq_len: int
+    batch_size: int
+    seed: int
+    config: LongformerConfig
+    train: TokenBlocks
+    eval: TokenBlocks
+    mask_token_id: int
+
+
+def positive_int(option: str, value: int | str | None) -> int | None:
+    """Parse an integer option, naming it when the value is not a positive integer."""
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise BenchInputError(f"{option} {value!r}: not an integer") from None
+    if number <= 0:
+        raise BenchInputError(f"{option} {number}: must be positive")
+    return number
+
+
+def build_spec(
+    *,
+    device: str,
+    model_dir: Path,
+    data_dir: Path,
+    init: str,
+    dtype: str,
+    seq_len: int | str | None,
+    batch_size: int | str,
+    attention_window: int | str | None,
+    seed: int | str,
+) -> RunSpec:
+    """Validate the options in the order a user would fix them, and load the data once."""
+    torch_device = resolve_device(device)
+    precision = resolve_precision(dtype, torch_device)
+    if init not in INITS:
+        raise BenchInputError(f"--init {init!r}: expected one of {', '.join(INITS)}")
+    window = positive_int("--attention-window", attention_window)
+    config = load_config(Path(model_dir), window)
+    if init == "pretrained":
+        weights_file(Path(model_dir))
+    splits = load_dataset(Path(data_dir), config.vocab_size)
+    length = positive_int("--seq-len", seq_len) or splits["train"].seq_len
+    check_sequence_length(config, length)
+    batch = positive_int("--batch-size", batch_size)
+    if batch is None:
+        raise BenchInputError("--batch-size: a value is required")
+    try:
+        seed_value = int(seed)
+    except (TypeError, ValueError):
+        raise BenchInputError(f"--seed {seed!r}: not an integer") from None
+    return RunSpec(
+        device=torch_device,
+        precision=precision,
+        model_dir=Path(model_dir),
+        data_dir=Path(data_dir),
+        init=init,
+        seq_len=length,
+        batch_size=batch,
+        seed=seed_value,
+        mask_token_id=mask_token_id(Path(model_dir)),
+        config=config,
+        train=reblock(splits["train"], length),
+        eval=reblock(splits["eval"], length),
+    )

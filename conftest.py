@@ -1,0 +1,58 @@
+"""Options and hooks only: validate the run before anything is timed, describe the machine.
+
+The options themselves live in fixtures/options.py (loaded before pytest parses the command line);
+the fixtures live in fixtures/.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.options import option_values
+from fixtures.run import RUN_SPEC
+
+pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every bad option or input file stops the run here, with its message, before any timing."""
+    from bench.errors import BenchInputError
+    from bench.spec import build_spec
+
+    try:
+        session.config.stash[RUN_SPEC] = build_spec(**option_values(session.config))
+    except BenchInputError as err:
+        raise pytest.UsageError(str(err)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    spec = config.stash.get(RUN_SPEC, None)
+    if spec is None:
+        return []
+    return [
+        f"longformer-bench: device {spec.device}, dtype {spec.precision.name}, init {spec.init}, "
+        f"batch {spec.batch_size} x seq {spec.seq_len}, window {max(spec.config.attention_window)}",
+        f"  model {spec.model_dir}",
+        f"  data  {spec.data_dir} ({spec.train.n_samples} train / {spec.eval.n_samples} eval blocks)",
+    ]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs CUDA: torch {torch.__version__} sees no GPU on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Add the stack that decides a timing; pytest-benchmark's own id ignores GPU and torch."""
+    from bench.fingerprint import fingerprint_id, machine_fingerprint
+
+    spec = config.stash[RUN_SPEC]
+    fingerprint = machine_fingerprint(spec.device, spec.precision.name)
+    machine_info["longformer_bench"] = fingerprint
+    machine_info["fingerprint"] = fingerprint_id(fingerprint)
