@@ -21,7 +21,7 @@ bench: $(STAMP)
 	$(PYTEST) -m fast --benchmark-autosave
 
 test: $(STAMP)
-	$(PYTEST) -m "not gpu" --benchmark-disable
+	$(PYTEST) -rs --benchmark-disable
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

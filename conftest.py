@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from fixtures.options import option_values
-from fixtures.run import RUN_SPEC
+from fixtures.options import RUN_SPEC, option_values
 
 pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data")
 

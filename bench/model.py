@@ -96,13 +96,17 @@ def build_model(model_dir: Path, config: LongformerConfig, init: str, seed: int)
         torch.manual_seed(seed)
         return LongformerForMaskedLM(config)
     path = weights_file(model_dir)
-    model, info = LongformerForMaskedLM.from_pretrained(
-        model_dir,
-        config=config,
-        dtype=torch.float32,
-        local_files_only=True,
-        output_loading_info=True,
-    )
+    try:
+        model, info = LongformerForMaskedLM.from_pretrained(
+            model_dir,
+            config=config,
+            dtype=torch.float32,
+            local_files_only=True,
+            output_loading_info=True,
+        )
+    except (RuntimeError, OSError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise BenchInputError(f"{path}: weights do not fit {model_dir / 'config.json'} ({reason})") from None
     problems = {k: v for k, v in info.items() if k != "unexpected_keys" and v}
     if problems:
         raise BenchInputError(f"{path}: weights do not fit {model_dir / 'config.json'}: {problems}")

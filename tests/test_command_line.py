@@ -1,0 +1,75 @@
+"""The suite as a user runs it: pytest from the repo root, options on the command line or in $ENV."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from fixtures import EMBEDDED_MODEL_DIR
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_bad_option_stops_the_run_before_any_test(tmp_path):
+    result = run_pytest("-m", "fast", "--data-dir", str(tmp_path / "missing"))
+    assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage-error exit code
+    assert f"--data-dir {tmp_path / 'missing'}: directory does not exist" in result.stderr
+    assert "passed" not in result.stdout
+
+
+def test_bad_environment_variable_is_reported_like_the_option():
+    result = run_pytest("-m", "fast", env={"LFBENCH_DTYPE": "fp64"})
+    assert result.returncode == 4
+    assert "--dtype 'fp64': unknown dtype" in result.stderr
+
+
+def test_space_separated_path_option_env_vars_and_machine_info(tmp_path):
+    """`--model-dir PATH` outside the repo keeps pytest.ini, and the saved run names its stack."""
+    model_dir = Path(shutil.copytree(EMBEDDED_MODEL_DIR, tmp_path / "model"))
+    out = tmp_path / "run.json"
+    result = run_pytest(
+        "-m",
+        "fast",
+        "--model-dir",
+        str(model_dir),
+        f"--benchmark-json={out}",
+        env={"LFBENCH_BATCH_SIZE": "8"},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "configfile: pytest.ini" in result.stdout
+    assert f"model {model_dir}" in result.stdout
+    run = json.loads(out.read_text())
+    info = run["machine_info"]
+    assert len(info["fingerprint"]) == 12
+    for key in (
+        "cpu_model",
+        "torch_threads",
+        "torch",
+        "cuda",
+        "cudnn",
+        "transformers",
+        "dtype",
+        "gpu_name",
+        "gpu_count",
+        "gpu_driver",
+    ):
+        assert key in info["longformer_bench"], key
+    (bench,) = run["benchmarks"]
+    assert bench["extra_info"]["batch_size"] == 8
+    assert bench["extra_info"]["tokens_per_s"] > 0
+    assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] == 10

@@ -1,0 +1,90 @@
+"""The fixtures put the checkpoint and data on the chosen device, fresh for every test."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.data import to_device
+from bench.model import build_model
+from bench.spec import build_spec
+from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
+
+
+def test_tensors_live_on_the_run_device(device, model, train_set, eval_set, masker):
+    assert all(p.device.type == device.type for p in model.parameters())
+    for split in (train_set, eval_set):
+        assert split.input_ids.device.type == device.type
+        assert split.input_ids.dtype == torch.int64
+        assert split.special_tokens_mask.dtype == torch.bool
+    masked, labels = masker(train_set.input_ids[:2], train_set.special_tokens_mask[:2])
+    assert masked.device.type == labels.device.type == device.type
+
+
+def test_model_is_a_private_copy_of_the_initial_weights(model, initial_model):
+    assert model is not initial_model and model.training
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # what a training step would do
+    first_initial = next(initial_model.parameters())
+    assert not torch.equal(next(model.parameters()), first_initial)
+
+
+def test_next_test_sees_untouched_weights(model, initial_model):
+    for fresh, initial in zip(model.parameters(), initial_model.parameters(), strict=True):
+        assert torch.equal(fresh, initial)
+
+
+def test_random_init_is_seeded(run_spec, initial_model):
+    again = build_model(run_spec.model_dir, run_spec.config, "random", run_spec.seed)
+    for a, b in zip(again.state_dict().values(), initial_model.state_dict().values(), strict=True):
+        assert torch.equal(a.cpu(), b.cpu())
+
+
+def test_pretrained_init_loads_the_shipped_weights(run_spec):
+    loaded = build_model(EMBEDDED_MODEL_DIR, run_spec.config, "pretrained", run_spec.seed)
+    state = loaded.state_dict()
+    for name, tensor in load_file(EMBEDDED_MODEL_DIR / "model.safetensors").items():
+        assert torch.equal(state[name], tensor), name
+
+
+def test_options_shape_the_run_spec():
+    spec = build_spec(
+        device="cpu",
+        model_dir=EMBEDDED_MODEL_DIR,
+        data_dir=EMBEDDED_DATA_DIR,
+        init="random",
+        dtype="bf16",
+        seq_len="128",
+        batch_size="4",
+        attention_window="64",
+        seed="0",
+    )
+    assert spec.seq_len == 128 and spec.train.seq_len == 128
+    assert (
+        spec.train.n_samples
+        == 2
+        * build_spec(
+            device="cpu",
+            model_dir=EMBEDDED_MODEL_DIR,
+            data_dir=EMBEDDED_DATA_DIR,
+            init="random",
+            dtype="fp32",
+            seq_len=None,
+            batch_size="4",
+            attention_window=None,
+            seed="0",
+        ).train.n_samples
+    )
+    assert spec.config.attention_window == [64, 64]
+    assert spec.precision.autocast_dtype is torch.bfloat16
+
+
+@pytest.mark.gpu
+def test_cuda_fixtures_place_everything_on_the_gpu(run_spec):
+    device = torch.device("cuda")
+    split = to_device(run_spec.train, device)
+    model = build_model(run_spec.model_dir, run_spec.config, run_spec.init, run_spec.seed).to(device)
+    assert split.input_ids.is_cuda and all(p.is_cuda for p in model.parameters())
+    out = model(input_ids=split.input_ids[:2], attention_mask=split.attention_mask[:2])
+    assert out.logits.is_cuda and torch.isfinite(out.logits).all()

@@ -1,0 +1,76 @@
+"""Small harness pieces: FlagPerf's block grouping, reproducible npz files, precision, timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench.device import PRECISIONS, resolve_precision
+from bench.prepare import group_into_blocks, write_npz
+from bench.train import decays, make_optimizer
+
+
+def test_grouping_drops_the_remainder_of_each_group():
+    rows = [[0, 10 + i, 2] for i in range(5)]  # five lines of 3 tokens
+    specials = [[1, 0, 1]] * 5
+    out = group_into_blocks(rows, specials, block_len=4, lines_per_group=2)
+    # groups: lines 0-1 (6 tokens -> 1 block), 2-3 (6 -> 1 block), 4 (3 -> none)
+    assert out["input_ids"].tolist() == [[0, 10, 2, 0], [0, 12, 2, 0]]
+    assert out["special_tokens_mask"].tolist() == [[1, 0, 1, 1], [1, 0, 1, 1]]
+    assert (out["attention_mask"] == 1).all()
+    assert [out[k].dtype for k in ("input_ids", "attention_mask", "special_tokens_mask")] == [
+        np.int32,
+        np.int8,
+        np.int8,
+    ]
+
+
+def test_write_npz_is_reproducible_and_loads_like_savez(tmp_path):
+    arrays = {"input_ids": np.arange(12, dtype=np.int32).reshape(3, 4)}
+    write_npz(tmp_path / "a.npz", arrays)
+    write_npz(tmp_path / "b.npz", arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "a.npz") as npz:
+        assert np.array_equal(npz["input_ids"], arrays["input_ids"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz"]  # no temp file left
+
+
+def test_autocast_precision_runs_matmuls_in_its_dtype():
+    device = torch.device("cpu")
+    a = torch.randn(8, 8)
+    with resolve_precision("bf16", device).active(device):
+        assert (a @ a).dtype is torch.bfloat16
+    with resolve_precision("fp32", device).active(device):
+        assert (a @ a).dtype is torch.float32
+
+
+def test_precision_restores_tf32_flags():
+    before = torch.backends.cuda.matmul.allow_tf32
+    with PRECISIONS["tf32"].active(torch.device("cpu")):
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert torch.backends.cuda.matmul.allow_tf32 == before
+
+
+def test_only_fp16_needs_a_grad_scaler():
+    assert [name for name, p in PRECISIONS.items() if p.needs_grad_scaler] == ["fp16"]
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("longformer.encoder.layer.0.attention.self.query.weight", True),
+        ("longformer.encoder.layer.0.attention.self.query.bias", False),
+        ("longformer.encoder.layer.0.output.LayerNorm.weight", False),
+        ("lm_head.dense.weight", True),
+    ],
+)
+def test_weight_decay_spares_biases_and_layernorm(name, expected):
+    assert decays(name) is expected
+
+
+def test_optimizer_groups_cover_every_parameter_once(model):
+    optimizer = make_optimizer(model)
+    grouped = [id(p) for group in optimizer.param_groups for p in group["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.01, 0.0]
