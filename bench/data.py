@@ -18,14 +18,10 @@ SPLIT_FILES = {"train": "train_dataset.npz", "eval": "eval_dataset.npz"}
 KEYS = ("input_ids", "attention_mask", "special_tokens_mask")
 
 
-@dataclass(frozen=True)
-class TokenBlocks:
-    """One split as FlagPerf stores it: N blocks of L token ids, no padding, no masking yet."""
+class Blocks:
+    """N samples of L tokens each, wherever they live."""
 
-    input_ids: np.ndarray
-    attention_mask: np.ndarray
-    special_tokens_mask: np.ndarray
-    source: Path
+    input_ids: np.ndarray | torch.Tensor
 
     @property
     def n_samples(self) -> int:
@@ -34,6 +30,16 @@ class TokenBlocks:
     @property
     def seq_len(self) -> int:
         return int(self.input_ids.shape[1])
+
+
+@dataclass(frozen=True)
+class TokenBlocks(Blocks):
+    """One split as FlagPerf stores it: N blocks of L token ids, no padding, no masking yet."""
+
+    input_ids: np.ndarray
+    attention_mask: np.ndarray
+    special_tokens_mask: np.ndarray
+    source: Path
 
 
 def load_split(path: Path, vocab_size: int | None = None) -> TokenBlocks:
@@ -105,20 +111,12 @@ def reblock(blocks: TokenBlocks, seq_len: int) -> TokenBlocks:
 
 
 @dataclass(frozen=True)
-class DeviceSplit:
+class DeviceSplit(Blocks):
     """A split resident on the device, so the training loop never waits on host copies."""
 
     input_ids: torch.Tensor  # int64 (N, L)
     attention_mask: torch.Tensor  # int64 (N, L)
     special_tokens_mask: torch.Tensor  # bool (N, L)
-
-    @property
-    def n_samples(self) -> int:
-        return int(self.input_ids.shape[0])
-
-    @property
-    def seq_len(self) -> int:
-        return int(self.input_ids.shape[1])
 
 
 def to_device(blocks: TokenBlocks, device: torch.device) -> DeviceSplit:

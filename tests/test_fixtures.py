@@ -8,8 +8,7 @@ from safetensors.torch import load_file
 
 from bench.data import to_device
 from bench.model import build_model
-from bench.spec import build_spec
-from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
+from fixtures import EMBEDDED_MODEL_DIR
 
 
 def test_tensors_live_on_the_run_device(device, model, train_set, eval_set, masker):
@@ -48,38 +47,6 @@ def test_pretrained_init_loads_the_shipped_weights(run_spec):
         assert torch.equal(state[name], tensor), name
 
 
-def test_options_shape_the_run_spec():
-    spec = build_spec(
-        device="cpu",
-        model_dir=EMBEDDED_MODEL_DIR,
-        data_dir=EMBEDDED_DATA_DIR,
-        init="random",
-        dtype="bf16",
-        seq_len="128",
-        batch_size="4",
-        attention_window="64",
-        seed="0",
-    )
-    assert spec.seq_len == 128 and spec.train.seq_len == 128
-    assert (
-        spec.train.n_samples
-        == 2
-        * build_spec(
-            device="cpu",
-            model_dir=EMBEDDED_MODEL_DIR,
-            data_dir=EMBEDDED_DATA_DIR,
-            init="random",
-            dtype="fp32",
-            seq_len=None,
-            batch_size="4",
-            attention_window=None,
-            seed="0",
-        ).train.n_samples
-    )
-    assert spec.config.attention_window == [64, 64]
-    assert spec.precision.autocast_dtype is torch.bfloat16
-
-
 @pytest.mark.gpu
 def test_cuda_fixtures_place_everything_on_the_gpu(run_spec):
     device = torch.device("cuda")
@@ -88,3 +55,22 @@ def test_cuda_fixtures_place_everything_on_the_gpu(run_spec):
     assert split.input_ids.is_cuda and all(p.is_cuda for p in model.parameters())
     out = model(input_ids=split.input_ids[:2], attention_mask=split.attention_mask[:2])
     assert out.logits.is_cuda and torch.isfinite(out.logits).all()
+
+
+def test_loading_never_touches_the_network(monkeypatch):
+    """The spec, the pretrained weights and the tokenizer all load with sockets forbidden."""
+    import socket
+
+    from transformers import AutoTokenizer
+
+    from bench.spec import build_spec
+    from fixtures.options import option_defaults
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    spec = build_spec(**{**option_defaults(), "device": "cpu", "init": "pretrained"})
+    build_model(spec.model_dir, spec.config, spec.init, spec.seed)
+    AutoTokenizer.from_pretrained(EMBEDDED_MODEL_DIR, local_files_only=True)

@@ -16,18 +16,9 @@ from bench.errors import BenchInputError
 from bench.model import build_model, check_sequence_length, load_config, mask_token_id
 from bench.spec import build_spec
 from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
+from fixtures.options import option_defaults
 
-GOOD = dict(
-    device="cpu",
-    model_dir=EMBEDDED_MODEL_DIR,
-    data_dir=EMBEDDED_DATA_DIR,
-    init="random",
-    dtype="fp32",
-    seq_len=None,
-    batch_size="16",
-    attention_window=None,
-    seed="42",
-)
+GOOD = {**option_defaults(), "device": "cpu"}
 
 
 def spec_error(**changes) -> str:
@@ -56,6 +47,15 @@ def test_defaults_are_valid():
     spec = build_spec(**GOOD)
     assert spec.seq_len == spec.train.seq_len == 256
     assert spec.mask_token_id == spec.config.vocab_size - 1
+
+
+def test_options_shape_the_run_spec():
+    default = build_spec(**GOOD)
+    spec = build_spec(**{**GOOD, "dtype": "bf16", "seq_len": "128", "attention_window": "64"})
+    assert spec.seq_len == spec.train.seq_len == 128
+    assert spec.train.n_samples == 2 * default.train.n_samples  # every token kept
+    assert spec.config.attention_window == [64, 64]
+    assert spec.precision.autocast_dtype is torch.bfloat16
 
 
 def test_missing_model_dir(tmp_path):
