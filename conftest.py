@@ -30,7 +30,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     return [
         f"longformer-bench: device {spec.device}, dtype {spec.precision.name}, init {spec.init}, "
-        f"batch {spec.batch_size} x seq {spec.seq_len}, window {max(spec.config.attention_window)}",
+        f"batch {spec.batch_size} x seq {spec.seq_len}, window {max(spec.config.attention_window)}, "
+        f"attention {spec.attention}",
         f"  model {spec.model_dir}",
         f"  data  {spec.data_dir} ({spec.train.n_samples} train / {spec.eval.n_samples} eval blocks)",
     ]

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import LongformerConfig
 
+from bench.attention import IMPLEMENTATIONS
 from bench.data import TokenBlocks, load_dataset, reblock
 from bench.device import Precision, resolve_device, resolve_precision
 from bench.errors import BenchInputError
@@ -36,6 +37,7 @@ class RunSpec:
     train: TokenBlocks
     eval: TokenBlocks
     mask_token_id: int
+    attention: str = "hf"
 
 
 def positive_int(option: str, value: int | str | None) -> int | None:
@@ -62,6 +64,7 @@ def build_spec(
     batch_size: int | str,
     attention_window: int | str | None,
     seed: int | str,
+    attention: str = "hf",
 ) -> RunSpec:
     """Validate the options in the order a user would fix them, and load the data once."""
     torch_device = resolve_device(device)
@@ -72,6 +75,7 @@ def build_spec(
     config = load_config(Path(model_dir), window)
     if init == "pretrained":
         weights_file(Path(model_dir))
+    check_attention(attention, torch_device, config)
     splits = load_dataset(Path(data_dir), config.vocab_size)
     length = positive_int("--seq-len", seq_len) or splits["train"].seq_len
     check_sequence_length(config, length)
@@ -92,7 +96,21 @@ def build_spec(
         batch_size=batch,
         seed=seed_value,
         mask_token_id=mask_token_id(Path(model_dir)),
+        attention=attention,
         config=config,
         train=reblock(splits["train"], length),
         eval=reblock(splits["eval"], length),
     )
+
+
+def check_attention(name: str, device: torch.device, config: LongformerConfig) -> None:
+    """The implementations that cannot train here say so before anything runs."""
+    if name not in IMPLEMENTATIONS:
+        raise BenchInputError(f"--attention {name!r}: expected one of {', '.join(IMPLEMENTATIONS)}")
+    if name == "flex" and device.type != "cuda":
+        raise BenchInputError("--attention flex: flex_attention has no backward on the CPU; use blocked")
+    if name == "flex" and config.attention_probs_dropout_prob:
+        raise BenchInputError(
+            f"--attention flex: flex_attention has no attention dropout, and the model's "
+            f"attention_probs_dropout_prob is {config.attention_probs_dropout_prob}; use blocked"
+        )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
@@ -17,3 +19,20 @@ def synchronized(fn: Callable[[], object], device: torch.device) -> Callable[[],
         synchronize(device)
 
     return run
+
+
+def median_seconds(fn: Callable[[], object], device: torch.device, rounds: int, warmup: int) -> float:
+    """Median wall time of `fn` over `rounds` synchronized calls after `warmup` untimed ones.
+
+    For measurements a benchmark makes beside its pytest-benchmark timing (a reference to compare
+    against in the same run); pytest-benchmark times the benchmark itself.
+    """
+    run = synchronized(fn, device)
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)

@@ -199,6 +199,15 @@ def test_unknown_dtype():
     assert "--dtype 'fp8'" in message and "fp32, tf32, bf16, fp16" in message
 
 
+def test_unknown_attention():
+    assert "--attention 'sparse': expected one of hf, blocked, flex, dense" in spec_error(attention="sparse")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU, where flex can train")
+def test_flex_attention_cannot_train_on_cpu():
+    assert "--attention flex: flex_attention has no backward on the CPU" in spec_error(attention="flex")
+
+
 def test_tf32_needs_cuda():
     with pytest.raises(BenchInputError, match="--dtype tf32 needs a CUDA device"):
         resolve_precision("tf32", torch.device("cpu"))

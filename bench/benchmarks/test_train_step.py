@@ -7,6 +7,7 @@ import itertools
 import pytest
 import torch
 
+from bench.attention import use_attention
 from bench.timing import synchronized
 from bench.train import make_optimizer, make_scheduler, train_step
 
@@ -15,7 +16,11 @@ WARMUP_ROUNDS = 2
 
 
 @pytest.mark.fast
-def test_train_step(benchmark, run_spec, model, train_set, masker):
+@pytest.mark.parametrize("attention", ["hf", "blocked"])
+def test_train_step(benchmark, run_spec, model, train_set, masker, attention):
+    """Every self-attention layer swapped to `attention` (same weights, same function)."""
+    benchmark.group = "train step"
+    use_attention(model, attention)
     size = run_spec.batch_size
     n_batches = min(ROUNDS + WARMUP_ROUNDS, train_set.n_samples // size)
     if n_batches == 0:
@@ -57,6 +62,7 @@ def test_train_step(benchmark, run_spec, model, train_set, masker):
         return
     tokens = size * run_spec.seq_len
     benchmark.extra_info.update(
+        attention=attention,
         batch_size=size,
         seq_len=run_spec.seq_len,
         dtype=run_spec.precision.name,

@@ -1,0 +1,157 @@
+"""Every implementation of the sliding window computes HF's function; memory grows as it should."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from transformers import LongformerConfig, LongformerForMaskedLM
+
+from bench.attention import CLASSES, layer_inputs, make_layer, use_attention
+from bench.metrics import saved_bytes_for_backward
+
+FP32_TOLERANCE = 1e-5  # relative error (norm of the difference over norm of the reference)
+BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa; both sides round differently
+SHAPES = [  # hidden, heads, window, seq_len, batch, padding of the first sequence
+    (64, 4, 16, 64, 2, 0),
+    (64, 4, 16, 128, 2, 20),
+    (128, 4, 32, 256, 1, 100),
+    (128, 8, 64, 256, 2, 0),
+    (96, 3, 32, 192, 2, 180),
+]
+
+
+def relative_error(got: torch.Tensor, want: torch.Tensor) -> float:
+    return ((got.float() - want.float()).norm() / want.float().norm()).item()
+
+
+def config(hidden: int, heads: int) -> LongformerConfig:
+    return LongformerConfig(hidden_size=hidden, num_attention_heads=heads, num_hidden_layers=1)
+
+
+def outputs_and_input_grads(implementation, shape, device, dtype="fp32", backward=True):
+    hidden, heads, window, seq_len, batch, padding = shape
+    layer = make_layer(config(hidden, heads), window, implementation, device, seed=0)
+    x, kwargs = layer_inputs(batch, seq_len, hidden, device, seed=1, padding=padding)
+    x.requires_grad_(backward)
+    autocast = torch.autocast(device.type, torch.bfloat16, enabled=dtype == "bf16")
+    with autocast, torch.set_grad_enabled(backward):
+        out = layer(x, **kwargs)[0]
+    if not backward:
+        return out, None
+    upstream = torch.randn(out.shape, device=device, generator=torch.Generator(device=device).manual_seed(2))
+    (grad,) = torch.autograd.grad(out, x, upstream.to(out.dtype))
+    return out, grad
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=[f"h{s[0]}-w{s[2]}-L{s[3]}-b{s[4]}-pad{s[5]}" for s in SHAPES])
+def test_blocked_matches_hf_in_fp32(shape):
+    device = torch.device("cpu")
+    want_out, want_grad = outputs_and_input_grads("hf", shape, device)
+    got_out, got_grad = outputs_and_input_grads("blocked", shape, device)
+    assert relative_error(got_out, want_out) < FP32_TOLERANCE
+    assert relative_error(got_grad, want_grad) < FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("shape", SHAPES[:3], ids=["small", "padded", "long-pad"])
+def test_blocked_matches_hf_in_bf16(shape):
+    device = torch.device("cpu")
+    want_out, want_grad = outputs_and_input_grads("hf", shape, device)  # fp32 reference
+    got_out, got_grad = outputs_and_input_grads("blocked", shape, device, dtype="bf16")
+    assert got_out.dtype is torch.bfloat16
+    assert relative_error(got_out, want_out) < BF16_TOLERANCE
+    assert relative_error(got_grad, want_grad) < BF16_TOLERANCE
+
+
+@pytest.mark.slow
+def test_flex_forward_matches_hf_on_cpu():
+    """flex_attention compiles on the CPU (tens of seconds, once) but has no backward there."""
+    device = torch.device("cpu")
+    for shape in (SHAPES[1], SHAPES[4]):
+        want, _ = outputs_and_input_grads("hf", shape, device, backward=False)
+        got, _ = outputs_and_input_grads("flex", shape, device, backward=False)
+        assert relative_error(got, want) < FP32_TOLERANCE
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("implementation", ["blocked", "flex"])
+def test_implementations_match_hf_on_cuda(implementation):
+    device = torch.device("cuda")
+    for shape in SHAPES:
+        want_out, want_grad = outputs_and_input_grads("hf", shape, device)
+        got_out, got_grad = outputs_and_input_grads(implementation, shape, device)
+        assert relative_error(got_out, want_out) < FP32_TOLERANCE
+        assert relative_error(got_grad, want_grad) < FP32_TOLERANCE
+        got_out, got_grad = outputs_and_input_grads(implementation, shape, device, dtype="bf16")
+        assert relative_error(got_out, want_out) < BF16_TOLERANCE
+        assert relative_error(got_grad, want_grad) < BF16_TOLERANCE
+
+
+def test_global_attention_falls_back_to_hf():
+    device = torch.device("cpu")
+    layers = {impl: make_layer(config(64, 4), 16, impl, device, seed=0) for impl in ("hf", "blocked")}
+    x, kwargs = layer_inputs(2, 64, 64, device, seed=1)
+    kwargs["is_index_global_attn"][:, 0] = True
+    kwargs["attention_mask"][:, 0] = 10000.0
+    kwargs["is_global_attn"] = True
+    outs = {impl: layer(x, **kwargs)[0] for impl, layer in layers.items()}
+    assert torch.equal(outs["blocked"], outs["hf"])
+
+
+def test_swapping_the_whole_model_keeps_weights_and_outputs(run_spec, initial_model, train_set):
+    reference = copy.deepcopy(initial_model).eval()
+    swapped = copy.deepcopy(initial_model).eval()
+    assert use_attention(swapped, "blocked") == run_spec.config.num_hidden_layers
+    for a, b in zip(reference.state_dict().values(), swapped.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    ids, mask = train_set.input_ids[:2], train_set.attention_mask[:2]
+    want = reference(input_ids=ids, attention_mask=mask).logits
+    got = swapped(input_ids=ids, attention_mask=mask).logits
+    assert relative_error(got, want) < FP32_TOLERANCE
+
+
+def test_unknown_implementation_is_refused():
+    with pytest.raises(ValueError, match="unknown attention 'sparse'"):
+        use_attention(LongformerForMaskedLM(config(64, 4)), "sparse")
+
+
+def saved_bytes(implementation: str, seq_len: int, math_backend: bool = False) -> int:
+    device = torch.device("cpu")
+    layer = make_layer(config(64, 4), 32, implementation, device, seed=0)
+    x, kwargs = layer_inputs(1, seq_len, 64, device, seed=1)
+    x.requires_grad_(True)
+    if not math_backend:
+        return saved_bytes_for_backward(lambda: layer(x, **kwargs))
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return saved_bytes_for_backward(lambda: layer(x, **kwargs))
+
+
+def growth(sizes: list[int]) -> float:
+    """How the increments grow when the length doubles: 2 for linear, 4 for quadratic."""
+    return (sizes[2] - sizes[1]) / (sizes[1] - sizes[0])
+
+
+LENGTHS = (512, 1024, 2048)
+
+
+@pytest.mark.parametrize("implementation", ["hf", "blocked"])
+def test_banded_saved_bytes_grow_linearly(implementation):
+    ratio = growth([saved_bytes(implementation, n) for n in LENGTHS])
+    assert ratio == pytest.approx(2.0, abs=0.1)
+
+
+def test_dense_saved_bytes_grow_quadratically_when_materialized():
+    """Dense attention that keeps its L x L probabilities (SDPA's math backend) is quadratic.
+
+    (Flash-style dense SDPA recomputes them in backward and saves O(L): the window's memory edge is
+    over materialized attention.)
+    """
+    ratio = growth([saved_bytes("dense", n, math_backend=True) for n in LENGTHS])
+    assert ratio == pytest.approx(4.0, abs=0.2)
+
+
+def test_every_implementation_is_registered():
+    assert set(CLASSES) == {"hf", "blocked", "flex", "dense"}
