@@ -9,7 +9,7 @@ import torch
 from transformers import LongformerConfig, LongformerForMaskedLM
 
 from bench.attention import CLASSES, layer_inputs, make_layer, use_attention
-from bench.metrics import saved_bytes_for_backward
+from bench.metrics import attention_layer_flops, counted_flops, saved_bytes_for_backward
 
 FP32_TOLERANCE = 1e-5  # relative error (norm of the difference over norm of the reference)
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa; both sides round differently
@@ -155,3 +155,20 @@ def test_dense_saved_bytes_grow_quadratically_when_materialized():
 
 def test_every_implementation_is_registered():
     assert set(CLASSES) == {"hf", "blocked", "flex", "dense"}
+
+
+def test_useful_flops_of_longformer_base_layer():
+    """hidden 768, window 512, seq 4096, batch 1, forward + backward: about 6.3e10 FLOPs."""
+    assert attention_layer_flops(1, 4096, 768, 512, backward=True) == 62_851_645_440
+
+
+@pytest.mark.parametrize("implementation", ["hf", "blocked", "dense"])
+def test_counted_flops_cover_the_useful_work(implementation):
+    device = torch.device("cpu")
+    layer = make_layer(config(128, 4), 32, implementation, device, seed=0)
+    x, kwargs = layer_inputs(2, 512, 128, device, seed=1)
+    x.requires_grad_(True)
+    counted = counted_flops(lambda: layer(x, **kwargs)[0].sum().backward())
+    window = None if implementation == "dense" else 32
+    useful = attention_layer_flops(2, 512, 128, window, backward=True)
+    assert useful <= counted < 1.5 * useful
