@@ -63,8 +63,8 @@ def test_loading_never_touches_the_network(monkeypatch):
 
     from transformers import AutoTokenizer
 
+    from bench.options import option_defaults
     from bench.spec import build_spec
-    from fixtures.options import option_defaults
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")

@@ -14,9 +14,9 @@ from bench.data import load_dataset, load_split, reblock
 from bench.device import resolve_device, resolve_precision
 from bench.errors import BenchInputError
 from bench.model import build_model, check_sequence_length, load_config, mask_token_id
+from bench.options import option_defaults
 from bench.spec import build_spec
 from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
-from fixtures.options import option_defaults
 
 GOOD = {**option_defaults(), "device": "cpu"}
 

@@ -1,0 +1,80 @@
+"""The run options, shared by the pytest plugin and `python -m bench`: one table, no torch import.
+
+Each option is also an environment variable; a given option wins over the environment, which wins
+over the default. The defaults describe the embedded tiny model and data shipped in fixtures/.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+EMBEDDED = Path(__file__).resolve().parents[1] / "fixtures" / "embedded"
+EMBEDDED_MODEL_DIR = EMBEDDED / "model"
+EMBEDDED_DATA_DIR = EMBEDDED / "dataset"
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    env: str
+    default: str | None
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    def value_from_env(self) -> str | None:
+        return os.environ.get(self.env, self.default)
+
+
+OPTIONS = (
+    Option("--device", "LFBENCH_DEVICE", "auto", "auto (cuda if available, else cpu), cpu, cuda or cuda:N"),
+    Option(
+        "--model-dir",
+        "LFBENCH_MODEL_DIR",
+        str(EMBEDDED_MODEL_DIR),
+        "local Hugging Face Longformer directory, e.g. FlagPerf's longformer_train/model",
+    ),
+    Option(
+        "--data-dir",
+        "LFBENCH_DATA_DIR",
+        str(EMBEDDED_DATA_DIR),
+        "folder with train_dataset.npz and eval_dataset.npz, e.g. longformer_train/dataset",
+    ),
+    Option(
+        "--init",
+        "LFBENCH_INIT",
+        "random",
+        "random (FlagPerf: config only, seeded init) or pretrained (load the weights)",
+    ),
+    Option("--dtype", "LFBENCH_DTYPE", "fp32", "fp32, tf32 (CUDA), bf16 or fp16"),
+    Option(
+        "--seq-len",
+        "LFBENCH_SEQ_LEN",
+        None,
+        "tokens per sample; must divide the stored block length (default: the data's)",
+    ),
+    Option("--batch-size", "LFBENCH_BATCH_SIZE", "16", "samples per step on each device"),
+    Option(
+        "--attention-window",
+        "LFBENCH_ATTENTION_WINDOW",
+        None,
+        "override the attention window of every layer (default: the config's)",
+    ),
+    Option("--seed", "LFBENCH_SEED", "42", "seed for init, sampling and masking"),
+    Option(
+        "--attention",
+        "LFBENCH_ATTENTION",
+        "hf",
+        "self-attention of the model under test: hf (transformers'), blocked (exact, faster), "
+        "flex (CUDA, no dropout) or dense (full attention, a different function)",
+    ),
+)
+
+
+def option_defaults() -> dict[str, str | None]:
+    """The options as they are when nothing is given: the embedded default."""
+    return {opt.dest: opt.default for opt in OPTIONS}
