@@ -84,3 +84,60 @@ def matmul_flops_per_s(device: torch.device, size: int = 2048, rounds: int = 5) 
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
     return 2 * size**3 / median_seconds(lambda: a @ b, device, rounds=rounds, warmup=1)
+
+
+def throughputs(
+    samples: int, train_seconds: float, step_seconds: list[float], core_seconds: list[float]
+) -> dict:
+    """FlagPerf's three throughputs, in samples (one block of seq_len tokens) per second.
+
+    p_whole: over the training wall time, evaluations included; p_train: over the sum of step times
+    (data wait included, evaluation excluded); p_core: over the sum of forward+backward+optimizer+
+    scheduler times only.
+    """
+    return {
+        "p_whole": samples / train_seconds,
+        "p_train": samples / sum(step_seconds),
+        "p_core": samples / sum(core_seconds),
+    }
+
+
+def percentiles(values: list[float], points: tuple[int, ...] = (50, 90, 99)) -> dict[str, float]:
+    """Nearest-rank percentiles, {"p50": ..., ...}: the spread of step times FlagPerf leaves out."""
+    ordered = sorted(values)
+    return {f"p{p}": ordered[min(len(ordered) - 1, max(0, -(-p * len(ordered) // 100) - 1))] for p in points}
+
+
+def model_flops_per_sample(config, seq_len: int) -> int:
+    """Useful FLOPs to train LongformerForMaskedLM on one sample (forward + backward = 3 x forward).
+
+    Per layer: q/k/v/output projections 8·L·E², feed-forward 4·L·E·F, the band 4·L·(w+1)·E; then the
+    LM head's dense 2·L·E² and decoder 2·L·E·V. Embeddings, norms and softmax are left out (they are
+    not matmuls), as are the global-attention projections, which no FlagPerf token uses.
+    """
+    hidden, ffn, vocab = config.hidden_size, config.intermediate_size, config.vocab_size
+    layers = sum(
+        8 * seq_len * hidden**2 + 4 * seq_len * hidden * ffn + 4 * seq_len * (window + 1) * hidden
+        for window in config.attention_window
+    )
+    head = 2 * seq_len * hidden**2 + 2 * seq_len * hidden * vocab
+    return (1 + BACKWARD_FACTOR) * (layers + head)
+
+
+# Dense peak FLOP/s by GPU name fragment and dtype, from the vendors' data sheets (SXM parts).
+PEAK_FLOPS = {
+    "H200": {"fp32": 67e12, "tf32": 494.5e12, "bf16": 989.5e12, "fp16": 989.5e12},
+    "H100": {"fp32": 67e12, "tf32": 494.5e12, "bf16": 989.5e12, "fp16": 989.5e12},
+    "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "fp16": 312e12},
+    "V100": {"fp32": 15.7e12, "tf32": 15.7e12, "bf16": 125e12, "fp16": 125e12},
+}
+
+
+def peak_flops(gpu_name: str | None, dtype: str, override: float | None = None) -> float | None:
+    """The card's dense peak for `dtype`; `override` (FLOP/s) wins; None where the card is unknown."""
+    if override:
+        return override
+    for fragment, table in PEAK_FLOPS.items():
+        if gpu_name and fragment in gpu_name:
+            return table[dtype]
+    return None

@@ -72,6 +72,12 @@ OPTIONS = (
         "self-attention of the model under test: hf (transformers'), blocked (exact, faster), "
         "flex (CUDA, no dropout) or dense (full attention, a different function)",
     ),
+    Option(
+        "--peak-tflops",
+        "LFBENCH_PEAK_TFLOPS",
+        None,
+        "the device's peak TFLOP/s at --dtype, for MFU (default: a table of known GPUs)",
+    ),
 )
 
 

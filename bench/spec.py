@@ -38,6 +38,7 @@ class RunSpec:
     eval: TokenBlocks
     mask_token_id: int
     attention: str = "hf"
+    peak_tflops: float | None = None
 
 
 def positive_int(option: str, value: int | str | None) -> int | None:
@@ -49,6 +50,18 @@ def positive_int(option: str, value: int | str | None) -> int | None:
     except (TypeError, ValueError):
         raise BenchInputError(f"{option} {value!r}: not an integer") from None
     if number <= 0:
+        raise BenchInputError(f"{option} {number}: must be positive")
+    return number
+
+
+def positive_float(option: str, value: float | str | None) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BenchInputError(f"{option} {value!r}: not a number") from None
+    if not number > 0:
         raise BenchInputError(f"{option} {number}: must be positive")
     return number
 
@@ -65,6 +78,7 @@ def build_spec(
     attention_window: int | str | None,
     seed: int | str,
     attention: str = "hf",
+    peak_tflops: str | float | None = None,
 ) -> RunSpec:
     """Validate the options in the order a user would fix them, and load the data once."""
     torch_device = resolve_device(device)

@@ -1,0 +1,62 @@
+"""FlagPerf's data path, as a baseline: DataLoader workers, HF's collator on the host, host->device.
+
+FlagPerf masks on the host in worker processes (respawned every epoch), copies each batch to the
+device, and reads the loss with `.item()` every step. The suite's own path (train.device_batches)
+masks on the device instead; measuring both side by side shows what the data path costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from transformers import AutoTokenizer, DataCollatorForLanguageModeling
+
+from bench.data import TokenBlocks
+from bench.distributed import World
+from bench.train import Batch
+
+FLAGPERF_WORKERS = 8
+
+
+class NpzRows(Dataset):
+    """Rows of a FlagPerf npz split, as the collator expects them."""
+
+    def __init__(self, blocks: TokenBlocks) -> None:
+        self.blocks = blocks
+
+    def __len__(self) -> int:
+        return self.blocks.n_samples
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "input_ids": torch.as_tensor(self.blocks.input_ids[index], dtype=torch.long),
+            "attention_mask": torch.as_tensor(self.blocks.attention_mask[index], dtype=torch.long),
+            "special_tokens_mask": torch.as_tensor(self.blocks.special_tokens_mask[index], dtype=torch.long),
+        }
+
+
+def flagperf_batches(
+    blocks: TokenBlocks,
+    model_dir: Path,
+    order: list[int],
+    batch_size: int,
+    world: World,
+    workers: int = FLAGPERF_WORKERS,
+) -> Iterator[Batch]:
+    """Host batches in this rank's sampler order (`order` from train.epoch_order), masked by workers."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+    loader = DataLoader(
+        NpzRows(blocks),
+        batch_size=batch_size,
+        sampler=order[world.rank :: world.size],
+        collate_fn=collator,
+        num_workers=workers,
+        pin_memory=False,
+        persistent_workers=False,
+    )
+    for batch in loader:
+        yield Batch(batch["input_ids"], batch["attention_mask"], batch["labels"])
