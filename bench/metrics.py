@@ -141,3 +141,14 @@ def peak_flops(gpu_name: str | None, dtype: str, override: float | None = None) 
         if gpu_name and fragment in gpu_name:
             return table[dtype]
     return None
+
+
+def efficiency(p_core: float, flops_per_sample: int, peak: float | None) -> dict[str, float | None]:
+    """Achieved model FLOP/s over the core step time, and MFU where the device's peak is known."""
+    achieved = p_core * flops_per_sample
+    return {
+        "model_flops_per_sample": flops_per_sample,
+        "achieved_flops_per_s": achieved,
+        "peak_flops_per_s": peak,
+        "mfu": achieved / peak if peak else None,
+    }

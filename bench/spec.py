@@ -40,6 +40,10 @@ class RunSpec:
     attention: str = "hf"
     peak_tflops: float | None = None
 
+    @property
+    def peak_flops_per_s(self) -> float | None:
+        return self.peak_tflops * 1e12 if self.peak_tflops else None
+
 
 def positive_int(option: str, value: int | str | None) -> int | None:
     """Parse an integer option, naming it when the value is not a positive integer."""

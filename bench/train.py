@@ -20,6 +20,7 @@ from bench.data import DeviceSplit
 from bench.device import Precision, synchronize
 from bench.distributed import World, all_reduce_sum
 from bench.masking import IGNORE_INDEX, MLMMasker
+from bench.metrics import percentiles, throughputs
 from bench.timing import Marks
 
 LEARNING_RATE = 5e-5
@@ -101,8 +102,8 @@ def device_batches(
     for start in range(0, len(order), global_batch):
         rows = order_on_device[start : start + global_batch]
         ids, labels = masker(split.input_ids[rows], split.special_tokens_mask[rows])
-        mine = slice(world.rank, None, world.size)
-        yield Batch(ids[mine], split.attention_mask[rows][mine], labels[mine])
+        mine = slice(world.rank, None, world.size)  # strided views: the model needs contiguous rows
+        yield Batch(ids[mine].contiguous(), split.attention_mask[rows[mine]], labels[mine].contiguous())
 
 
 def train_step(
@@ -143,6 +144,18 @@ class EpochRecord:
     step_seconds: list[float] = field(default_factory=list)  # data wait + core, per step
     core_seconds: list[float] = field(default_factory=list)  # forward+backward+optimizer+scheduler
     losses: list[float] = field(default_factory=list)
+
+
+def summarize(records: list[EpochRecord], train_seconds: float) -> dict:
+    """FlagPerf's throughputs and the step-time spread over `records`, trained in `train_seconds`."""
+    step_seconds = [s for r in records for s in r.step_seconds]
+    samples = sum(r.samples for r in records)
+    return {
+        "samples": samples,
+        "train_seconds": train_seconds,
+        **throughputs(samples, train_seconds, step_seconds, [s for r in records for s in r.core_seconds]),
+        "step_seconds_percentiles": percentiles(step_seconds),
+    }
 
 
 def check_finite(losses: list[torch.Tensor], epoch: int, first_step: int) -> None:
@@ -206,6 +219,18 @@ def train_epoch(
     )
 
 
+@dataclass(frozen=True)
+class Accuracy:
+    """Masked positions predicted right, over all masked positions of the eval set."""
+
+    hits: int
+    positions: int
+
+    @property
+    def value(self) -> float:
+        return self.hits / self.positions if self.positions else float("nan")
+
+
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
@@ -215,25 +240,29 @@ def evaluate(
     precision: Precision,
     device: torch.device,
     world: World,
-) -> float:
+) -> Accuracy:
     """FlagPerf's accuracy: argmax hits over all masked positions of the whole eval set.
 
-    Each rank evaluates its own share (every world-th sample) and the hit and position counts are
-    summed over ranks, so the accuracy is exact over the set. (FlagPerf lets every rank evaluate the
-    whole set and averages the accuracies.)
+    Each rank evaluates its own share (every world-th sample of each global chunk) and the hit and
+    position counts are summed over ranks, so the accuracy is exact over the set. (FlagPerf lets
+    every rank evaluate the whole set and averages the accuracies.)
     """
     was_training = model.training
     model.eval()
     counts = torch.zeros(2, dtype=torch.float64, device=device)  # hits, masked positions
-    rows = torch.arange(world.rank, split.n_samples, world.size, device=split.input_ids.device)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
+    rows = torch.arange(split.n_samples, device=split.input_ids.device)
+    mine = slice(world.rank, None, world.size)
+    for start in range(0, split.n_samples, batch_size * world.size):
+        chunk = rows[start : start + batch_size * world.size]
+        # Masks drawn for the global chunk, as in training, so they do not depend on the world size.
         ids, labels = masker(split.input_ids[chunk], split.special_tokens_mask[chunk])
+        ids, labels = ids[mine].contiguous(), labels[mine]
         with precision.active(device):
-            logits = model(input_ids=ids, attention_mask=split.attention_mask[chunk]).logits
+            logits = model(input_ids=ids, attention_mask=split.attention_mask[chunk[mine]]).logits
         masked = labels != IGNORE_INDEX
         counts[0] += (logits.argmax(-1)[masked] == labels[masked]).sum()
         counts[1] += masked.sum()
     all_reduce_sum(counts, world)
     model.train(was_training)
-    return (counts[0] / counts[1]).item() if counts[1] > 0 else float("nan")
+    hits, positions = counts.tolist()
+    return Accuracy(int(hits), int(positions))

@@ -1,0 +1,110 @@
+"""`python -m bench train|presets`: the harness without pytest (and under torchrun).
+
+python -m bench train --epochs 1 --record results/train.jsonl [run options]
+torchrun --nproc-per-node 8 -m bench train ...
+python -m bench presets
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from bench.errors import BenchInputError
+from bench.options import OPTIONS
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    for opt in OPTIONS:
+        parser.add_argument(
+            opt.flag, dest=opt.dest, default=opt.value_from_env(), help=f"{opt.help} [${opt.env}]"
+        )
+
+
+def train(args: argparse.Namespace) -> int:
+    from bench.distributed import close_world, init_world
+    from bench.runner import DATA_PATHS, append_record, run_training
+    from bench.spec import build_spec
+
+    run_options = {opt.dest: getattr(args, opt.dest) for opt in OPTIONS}
+    if args.data_path not in DATA_PATHS:
+        raise BenchInputError(f"--data-path {args.data_path!r}: expected one of {', '.join(DATA_PATHS)}")
+    for name in ("epochs", "max_steps"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise BenchInputError(f"--{name.replace('_', '-')} {value}: must be positive")
+    spec = build_spec(**run_options)
+    world, device = init_world(spec.device)
+    spec = dataclasses.replace(spec, device=device)
+    try:
+        record = run_training(
+            spec,
+            world,
+            args.epochs,
+            args.data_path,
+            reshuffle=not args.flagperf_sampler,
+            max_steps=args.max_steps,
+            lr=args.lr,
+        )
+    finally:
+        close_world(world)
+    if world.is_main:
+        summary = {
+            k: record.get(k)
+            for k in (
+                "finished",
+                "error",
+                "world_size",
+                "global_batch",
+                "p_whole",
+                "p_train",
+                "p_core",
+                "eval_accuracy",
+            )
+        }
+        print(json.dumps(summary, indent=2))
+        if args.record:
+            append_record(Path(args.record), record)
+    return 0 if record["finished"] else 1
+
+
+def presets(_: argparse.Namespace) -> int:
+    from bench.presets import PRESETS
+
+    for preset in PRESETS.values():
+        published = ", ".join(f"{k} {v}" for k, v in preset.published.items() if v is not None) or "none"
+        print(f"{preset.name}: global batch {preset.global_batch}; A100 fp32 published: {published}")
+        print(f"  {preset.command()}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("train", help="train and write a throughput record (torchrun-aware)")
+    add_run_options(run)
+    run.add_argument("--epochs", type=int, default=1)
+    run.add_argument("--max-steps", type=int, default=None, help="cut every epoch after this many steps")
+    run.add_argument("--data-path", default="device", help="device (the suite's) or flagperf (DataLoader)")
+    run.add_argument(
+        "--flagperf-sampler",
+        action="store_true",
+        help="never call set_epoch: every epoch repeats one order, as FlagPerf does",
+    )
+    run.add_argument("--lr", type=float, default=5e-5)
+    run.add_argument("--record", default=None, help="append the run's record to this JSON-lines file")
+    run.set_defaults(handler=train)
+    commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except BenchInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
