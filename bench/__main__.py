@@ -14,11 +14,11 @@ import sys
 from pathlib import Path
 
 from bench.errors import BenchInputError
-from bench.options import OPTIONS
+from bench.options import CONVERGENCE_OPTIONS, OPTIONS
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    for opt in OPTIONS:
+    for opt in (*OPTIONS, *CONVERGENCE_OPTIONS):
         parser.add_argument(
             opt.flag, dest=opt.dest, default=opt.value_from_env(), help=f"{opt.help} [${opt.env}]"
         )
@@ -26,16 +26,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def train(args: argparse.Namespace) -> int:
     from bench.distributed import close_world, init_world
-    from bench.runner import DATA_PATHS, append_record, run_training
-    from bench.spec import build_spec
+    from bench.runner import DATA_PATHS, append_record, run_training, stop_rules
+    from bench.spec import build_spec, positive_int
 
     run_options = {opt.dest: getattr(args, opt.dest) for opt in OPTIONS}
     if args.data_path not in DATA_PATHS:
         raise BenchInputError(f"--data-path {args.data_path!r}: expected one of {', '.join(DATA_PATHS)}")
-    for name in ("epochs", "max_steps"):
-        value = getattr(args, name)
-        if value is not None and value <= 0:
-            raise BenchInputError(f"--{name.replace('_', '-')} {value}: must be positive")
+    if args.max_steps is not None and args.max_steps <= 0:
+        raise BenchInputError(f"--max-steps {args.max_steps}: must be positive")
+    stop = stop_rules(args.target_acc, args.time_budget, args.patience)
     spec = build_spec(**run_options)
     world, device = init_world(spec.device)
     spec = dataclasses.replace(spec, device=device)
@@ -43,11 +42,13 @@ def train(args: argparse.Namespace) -> int:
         record = run_training(
             spec,
             world,
-            args.epochs,
+            positive_int("--max-epochs", args.max_epochs) or 1,
             args.data_path,
             reshuffle=not args.flagperf_sampler,
             max_steps=args.max_steps,
             lr=args.lr,
+            stop=stop,
+            progress=True,
         )
     finally:
         close_world(world)
@@ -86,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("train", help="train and write a throughput record (torchrun-aware)")
     add_run_options(run)
-    run.add_argument("--epochs", type=int, default=1)
     run.add_argument("--max-steps", type=int, default=None, help="cut every epoch after this many steps")
     run.add_argument("--data-path", default="device", help="device (the suite's) or flagperf (DataLoader)")
     run.add_argument(

@@ -81,6 +81,15 @@ OPTIONS = (
 )
 
 
+# How a convergence run ends; unset, each case's own values apply (bench/benchmarks/test_convergence.py).
+CONVERGENCE_OPTIONS = (
+    Option("--target-acc", "LFBENCH_TARGET_ACC", None, "eval MLM accuracy that counts as converged"),
+    Option("--max-epochs", "LFBENCH_MAX_EPOCHS", None, "stop after this many epochs"),
+    Option("--time-budget", "LFBENCH_TIME_BUDGET", None, "seconds of training, checked after each epoch"),
+    Option("--patience", "LFBENCH_PATIENCE", None, "stop after this many evaluations without a new best"),
+)
+
+
 def option_defaults() -> dict[str, str | None]:
     """The options as they are when nothing is given: the embedded default."""
     return {opt.dest: opt.default for opt in OPTIONS}

@@ -11,21 +11,23 @@ import itertools
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from bench.attention import use_attention
 from bench.data import DeviceSplit, to_device
 from bench.distributed import World, all_reduce_sum, wrap
+from bench.errors import BenchInputError
 from bench.fingerprint import fingerprint_id, machine_fingerprint
 from bench.flagperf_data import FLAGPERF_WORKERS, flagperf_batches
 from bench.masking import MLMMasker
 from bench.metrics import efficiency, model_flops_per_sample, peak_flops
 from bench.model import build_model
-from bench.spec import RunSpec
+from bench.spec import RunSpec, positive_float, positive_int
 from bench.train import (
     LEARNING_RATE,
     Accuracy,
@@ -61,11 +63,6 @@ def epoch_batches(
         workers = min(FLAGPERF_WORKERS, os.cpu_count() or 1)
         return flagperf_batches(spec.train, spec.model_dir, order, spec.batch_size, world, workers)
     raise ValueError(f"--data-path {data_path!r}: expected one of {', '.join(DATA_PATHS)}")
-
-
-def record_accuracy(record: dict, accuracy: Accuracy) -> None:
-    record["eval_accuracy"].append(accuracy.value)
-    record["eval_masked_positions"].append(accuracy.positions)
 
 
 def params_in_sync(model: torch.nn.Module, world: World) -> bool:
@@ -146,6 +143,25 @@ class Trainer:
         )
 
 
+@dataclass(frozen=True)
+class StopRules:
+    """When a run ends before its last epoch: the target, a time budget, a stall."""
+
+    target_accuracy: float | None = None
+    time_budget_s: float | None = None  # checked after each epoch's evaluation
+    patience: int | None = None  # evaluations without a new best accuracy
+
+
+def stop_rules(target_acc: str | None, time_budget: str | None, patience: str | None) -> StopRules:
+    """Validate the stop options (strings from the command line or the environment)."""
+    target = positive_float("--target-acc", target_acc)
+    if target is not None and target > 1:
+        raise BenchInputError(f"--target-acc {target}: an accuracy lies in (0, 1]")
+    return StopRules(
+        target, positive_float("--time-budget", time_budget), positive_int("--patience", patience)
+    )
+
+
 def run_training(
     spec: RunSpec,
     world: World,
@@ -154,12 +170,20 @@ def run_training(
     reshuffle: bool = True,
     max_steps: int | None = None,
     lr: float = LEARNING_RATE,
-    target_accuracy: float | None = None,
+    stop: StopRules = StopRules(),
+    on_event: Callable[[dict], None] | None = None,
+    progress: bool = False,
 ) -> dict:
-    """Train `n_epochs` epochs (or to `target_accuracy`); return the run's record."""
+    """Train up to `n_epochs` epochs, evaluating before and after each; return the run's record.
+
+    The record's `status` says how it ended: converged, finished (all epochs, no target), or
+    max_epochs, time_budget, no_improvement, diverged, out_of_memory, each with an `error` message.
+    `on_event` receives run_start, eval and run_stop events (JSON-ready dicts) as they happen.
+    """
     device, precision, size = spec.device, spec.precision, spec.batch_size
     record: dict = {
         "kind": "train",
+        "status": "running",
         "finished": False,
         "error": None,
         "world_size": world.size,
@@ -172,15 +196,21 @@ def run_training(
         "reshuffle_each_epoch": reshuffle,
         "init": spec.init,
         "lr": lr,
+        "target_accuracy": stop.target_accuracy,
         "model_dir": str(spec.model_dir),
         "data_dir": str(spec.data_dir),
         "machine": machine_fingerprint(device, precision.name),
         "eval_accuracy": [],
         "eval_masked_positions": [],
+        "eval_seconds": [],  # seconds since training started, at each evaluation
+        "time_to_target_s": None,
     }
     record["fingerprint"] = fingerprint_id(record["machine"])
+    emit = on_event if on_event is not None and world.is_main else (lambda event: None)
     start = time.perf_counter()
+    emit({"event": "run_start", "time": time.time(), **{k: v for k, v in record.items() if k != "machine"}})
     epochs: list[EpochRecord] = []
+    bar = tqdm(total=n_epochs, desc="train", unit="epoch", disable=not (progress and world.is_main))
     try:
         model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
         use_attention(model, spec.attention)
@@ -201,16 +231,37 @@ def run_training(
             reshuffle,
             max_steps,
         )
-        record_accuracy(record, trainer.evaluate())
         train_start = time.perf_counter()
+
+        def evaluation(epoch: int) -> float:
+            accuracy = trainer.evaluate()
+            seconds = time.perf_counter() - train_start
+            record["eval_accuracy"].append(accuracy.value)
+            record["eval_masked_positions"].append(accuracy.positions)
+            record["eval_seconds"].append(seconds)
+            emit({"event": "eval", "epoch": epoch, "accuracy": accuracy.value, "train_seconds": seconds})
+            return accuracy.value
+
+        best, since_best = evaluation(epoch=0), 0
+        record["status"] = "finished" if stop.target_accuracy is None else "max_epochs"
         for epoch in range(n_epochs):
             result = trainer.epoch(epoch)
             losses = torch.tensor(result.losses, device=device)
             result.losses = (all_reduce_sum(losses, world) / world.size).tolist()  # mean over ranks
             epochs.append(result)
-            accuracy = trainer.evaluate()
-            record_accuracy(record, accuracy)
-            if target_accuracy is not None and accuracy.value >= target_accuracy:
+            accuracy = evaluation(epoch=epoch + 1)
+            bar.update()
+            bar.set_postfix(loss=f"{result.losses[-1]:.3f}", acc=f"{accuracy:.4f}")
+            best, since_best = (accuracy, 0) if accuracy > best else (best, since_best + 1)
+            elapsed = record["eval_seconds"][-1]  # training time at this evaluation
+            if stop.target_accuracy is not None and accuracy >= stop.target_accuracy:
+                record.update(status="converged", time_to_target_s=elapsed)
+                break
+            if stop.time_budget_s is not None and elapsed > stop.time_budget_s:
+                record["status"] = "time_budget"
+                break
+            if stop.patience is not None and since_best >= stop.patience:
+                record["status"] = "no_improvement"
                 break
         train_seconds = time.perf_counter() - train_start
         record.update(summarize(epochs, train_seconds))
@@ -221,19 +272,44 @@ def run_training(
                 peak_flops(record["machine"]["gpu_name"], precision.name, spec.peak_flops_per_s),
             ),
             params_in_sync=params_in_sync(model, world),
-            finished=True,
         )
+        record["error"] = stop_message(record, stop, best)
+        record["finished"] = record["error"] is None
     except TrainingDiverged as err:
-        record["error"] = str(err)
+        record.update(status="diverged", error=str(err))
     except torch.cuda.OutOfMemoryError:
-        record["error"] = (
-            f"CUDA out of memory at per-device batch size {size}, sequence length {spec.seq_len}, "
-            f"dtype {precision.name}: lower --batch-size or --seq-len"
+        record.update(
+            status="out_of_memory",
+            error=f"CUDA out of memory at per-device batch size {size}, sequence length {spec.seq_len}, "
+            f"dtype {precision.name}: lower --batch-size or --seq-len",
         )
     finally:
+        bar.close()
         record["epochs"] = [asdict(e) for e in epochs]
     record["e2e_seconds"] = time.perf_counter() - start
+    emit(
+        {
+            "event": "run_stop",
+            "time": time.time(),
+            "status": record["status"],
+            "error": record["error"],
+            "eval_accuracy": record["eval_accuracy"][-1:],
+            "e2e_seconds": record["e2e_seconds"],
+        }
+    )
     return record
+
+
+def stop_message(record: dict, stop: StopRules, best: float) -> str | None:
+    """Why a run that ended without an exception still failed, or None when it did not."""
+    last = record["eval_accuracy"][-1]
+    reached = f"accuracy {last:.4f} (best {best:.4f}) after {len(record['eval_accuracy']) - 1} epochs"
+    target = f"target {stop.target_accuracy}"
+    return {
+        "max_epochs": f"did not converge: {reached}, {target}",
+        "time_budget": f"time budget of {stop.time_budget_s} s ran out: {reached}, {target}",
+        "no_improvement": f"no improvement over {stop.patience} evaluations: {reached}, {target}",
+    }.get(record["status"])
 
 
 def append_record(path: Path, record: dict) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -10,9 +11,10 @@ import torch
 from torch.utils.data import DistributedSampler
 
 from bench.distributed import World
+from bench.errors import BenchInputError
 from bench.masking import MLMMasker
 from bench.metrics import counted_flops, model_flops_per_sample, percentiles, throughputs
-from bench.runner import run_training
+from bench.runner import StopRules, run_training, stop_rules
 from bench.train import (
     TrainingDiverged,
     device_batches,
@@ -170,3 +172,45 @@ def test_train_step_updates_the_weights(run_spec, model, train_set, masker):
     assert torch.isfinite(loss)
     changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
     assert sum(changed) > len(changed) // 2  # the unused global projections keep theirs
+
+
+@pytest.mark.parametrize(
+    ("stop", "status", "message"),
+    [
+        (StopRules(target_accuracy=0.99), "max_epochs", "did not converge: accuracy"),
+        (
+            StopRules(target_accuracy=0.99, time_budget_s=1e-6),
+            "time_budget",
+            "time budget of 1e-06 s ran out",
+        ),
+        (StopRules(target_accuracy=0.99, patience=1), "no_improvement", "no improvement over 1 evaluations"),
+    ],
+)
+def test_runs_that_stop_short_say_why_and_keep_what_they_measured(run_spec, stop, status, message):
+    events: list[dict] = []
+    record = run_training(run_spec, World(1, 0, 0), 2, max_steps=1, lr=0.0, stop=stop, on_event=events.append)
+    assert record["status"] == status and not record["finished"]
+    assert message in record["error"] and "target 0.99" in record["error"]
+    assert record["samples"] > 0 and len(record["eval_accuracy"]) >= 2
+    assert events[0]["event"] == "run_start" and events[-1]["event"] == "run_stop"
+    assert events[-1]["status"] == status
+
+
+def test_reaching_the_target_records_the_time_to_it(run_spec):
+    record = run_training(run_spec, World(1, 0, 0), 3, max_steps=1, stop=StopRules(target_accuracy=1e-9))
+    assert record["status"] == "converged" and record["finished"]
+    assert record["time_to_target_s"] == record["eval_seconds"][1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("1.5", None, None), "--target-acc 1.5: an accuracy lies in (0, 1]"),
+        (("x", None, None), "--target-acc 'x': not a number"),
+        ((None, "-3", None), "--time-budget -3.0: must be positive"),
+        ((None, None, "0"), "--patience 0: must be positive"),
+    ],
+)
+def test_bad_stop_options(args, message):
+    with pytest.raises(BenchInputError, match=re.escape(message)):
+        stop_rules(*args)

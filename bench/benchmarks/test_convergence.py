@@ -1,0 +1,137 @@
+"""Train to a target accuracy and record the time it took (MLPerf's time-to-train).
+
+The case follows from the run's options:
+- embedded (the default model and data): target 0.90 at lr 1e-3, batch 8 x 128 tokens (unless
+  --batch-size / --seq-len say otherwise), at most 40 epochs and a 170 s budget: it proves that the
+  pipeline learns, on a 2-core CPU within 3 minutes.
+- flagperf (--init random with another model): FlagPerf's own run, target 0.64 at lr 5e-5, up to
+  1000 epochs, as its code does.
+- finetune (--init pretrained with another model): target 0.90 (the figure in FlagPerf's README),
+  lr 5e-5, up to 10 epochs.
+--target-acc, --max-epochs, --time-budget and --patience override the case's values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bench.distributed import World
+from bench.fingerprint import fingerprint_id, machine_fingerprint
+from bench.options import EMBEDDED_MODEL_DIR
+from bench.report import save_accuracy_curve
+from bench.runner import StopRules, append_record, run_training, stop_rules
+from bench.spec import RunSpec, build_spec, positive_int
+from fixtures.options import option_values
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    target: float
+    lr: float
+    max_epochs: int
+    time_budget_s: float | None = None
+
+
+CASES = {
+    "embedded": Case("embedded", target=0.90, lr=1e-3, max_epochs=40, time_budget_s=170),
+    "flagperf": Case("flagperf", target=0.64, lr=5e-5, max_epochs=1000),
+    "finetune": Case("finetune", target=0.90, lr=5e-5, max_epochs=10),
+}
+EMBEDDED_BATCH, EMBEDDED_SEQ_LEN = "8", "128"
+
+
+def case_for(spec: RunSpec) -> Case:
+    if spec.model_dir.resolve() == EMBEDDED_MODEL_DIR:
+        return CASES["embedded"]
+    return CASES["finetune" if spec.init == "pretrained" else "flagperf"]
+
+
+def convergence_spec(config: pytest.Config, spec: RunSpec, case: Case) -> RunSpec:
+    """The embedded case trains smaller batches of shorter blocks unless the options say otherwise."""
+    if case.name != "embedded":
+        return spec
+    values = option_values(config)
+    if values["seq_len"] is None:
+        values["seq_len"] = EMBEDDED_SEQ_LEN
+    if values["batch_size"] == "16":
+        values["batch_size"] = EMBEDDED_BATCH
+    return build_spec(**values)
+
+
+@pytest.mark.slow
+@pytest.mark.convergence
+def test_convergence(benchmark, pytestconfig, run_spec):
+    case = case_for(run_spec)
+    spec = convergence_spec(pytestconfig, run_spec, case)
+    get = pytestconfig.getoption
+    given = stop_rules(get("target_acc"), get("time_budget"), get("patience"))
+    stop = StopRules(
+        target_accuracy=given.target_accuracy or case.target,
+        time_budget_s=given.time_budget_s or case.time_budget_s,
+        patience=given.patience,
+    )
+    max_epochs = positive_int("--max-epochs", get("max_epochs")) or case.max_epochs
+    folder = Path(pytestconfig.rootpath) / "results" / "convergence"
+    folder = folder / fingerprint_id(machine_fingerprint(spec.device, spec.precision.name))
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{case.name}"
+    events = folder / f"{stem}.events.jsonl"
+    records: list[dict] = []
+
+    def train() -> None:
+        records.append(
+            run_training(
+                spec,
+                World(1, 0, 0),
+                max_epochs,
+                lr=case.lr,
+                stop=stop,
+                progress=True,
+                on_event=lambda event: append_record(events, event),
+            )
+        )
+
+    benchmark.group = "convergence"
+    benchmark.pedantic(train, rounds=1, iterations=1)
+    (record,) = records
+    save_accuracy_curve(
+        folder / f"{stem}.png",
+        record["eval_seconds"],
+        record["eval_accuracy"],
+        stop.target_accuracy,
+        f"{case.name}: {spec.precision.name}, batch {spec.batch_size} x {spec.seq_len}",
+    )
+    benchmark.extra_info.update(
+        case=case.name,
+        status=record["status"],
+        target_accuracy=stop.target_accuracy,
+        time_to_target_s=record["time_to_target_s"],
+        epochs=len(record["eval_accuracy"]) - 1,
+        samples=record.get("samples"),
+        eval_accuracy=record["eval_accuracy"],
+        eval_seconds=record["eval_seconds"],
+        e2e_seconds=record["e2e_seconds"],
+        batch_size=spec.batch_size,
+        seq_len=spec.seq_len,
+        lr=case.lr,
+        dtype=spec.precision.name,
+        event_log=str(events),
+    )
+    assert record["status"] == "converged", f"{case.name}: {record['error']} (events: {events})"
+
+
+@pytest.mark.slow
+def test_embedded_convergence_is_deterministic(pytestconfig, run_spec):
+    """The same seed gives the same losses and accuracy curve, to the last bit, on the CPU."""
+    spec = convergence_spec(pytestconfig, run_spec, CASES["embedded"])
+    spec = dataclasses.replace(spec, device=spec.device)
+    runs = [run_training(spec, World(1, 0, 0), 2, lr=1e-3, max_steps=8) for _ in range(2)]
+    assert runs[0]["finished"] and runs[1]["finished"]
+    assert runs[0]["eval_accuracy"] == runs[1]["eval_accuracy"]
+    assert [e["losses"] for e in runs[0]["epochs"]] == [e["losses"] for e in runs[1]["epochs"]]
