@@ -13,7 +13,6 @@ The case follows from the run's options:
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,10 +126,10 @@ def test_convergence(benchmark, pytestconfig, run_spec):
 
 
 @pytest.mark.slow
+@pytest.mark.convergence
 def test_embedded_convergence_is_deterministic(pytestconfig, run_spec):
     """The same seed gives the same losses and accuracy curve, to the last bit, on the CPU."""
     spec = convergence_spec(pytestconfig, run_spec, CASES["embedded"])
-    spec = dataclasses.replace(spec, device=spec.device)
     runs = [run_training(spec, World(1, 0, 0), 2, lr=1e-3, max_steps=8) for _ in range(2)]
     assert runs[0]["finished"] and runs[1]["finished"]
     assert runs[0]["eval_accuracy"] == runs[1]["eval_accuracy"]
