@@ -1,4 +1,4 @@
-"""`python -m bench train|presets`: the harness without pytest (and under torchrun).
+"""`python -m bench train|prepare|presets`: the harness without pytest (and under torchrun).
 
 python -m bench train --epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
@@ -72,6 +72,27 @@ def train(args: argparse.Namespace) -> int:
     return 0 if record["finished"] else 1
 
 
+def prepare(args: argparse.Namespace) -> int:
+    from bench.prepare import check, prepare
+
+    if args.check:
+        for split, stats in check(Path(args.check), args.model_dir and Path(args.model_dir)).items():
+            print(f"{split}: " + json.dumps(stats))
+        return 0
+    missing = [
+        flag
+        for flag, value in (("--raw", args.raw), ("--tokenizer", args.tokenizer), ("--out", args.out))
+        if value is None
+    ]
+    if missing:
+        raise BenchInputError(f"prepare needs {', '.join(missing)} (or --check DIR)")
+    if args.block_len is not None and args.block_len <= 0:
+        raise BenchInputError(f"--block-len {args.block_len}: must be positive")
+    manifest = prepare(Path(args.raw), Path(args.tokenizer), Path(args.out), args.block_len, args.overwrite)
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
 def presets(_: argparse.Namespace) -> int:
     from bench.presets import PRESETS
 
@@ -97,6 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--lr", type=float, default=5e-5)
     run.add_argument("--record", default=None, help="append the run's record to this JSON-lines file")
     run.set_defaults(handler=train)
+    build = commands.add_parser("prepare", help="raw text -> FlagPerf's npz files; or --check a folder")
+    build.add_argument("--raw", help="folder with wiki.train.raw and wiki.valid.raw")
+    build.add_argument("--tokenizer", help="local tokenizer folder (e.g. longformer_train/model)")
+    build.add_argument("--out", help="folder to write train_dataset.npz, eval_dataset.npz, manifest.json")
+    build.add_argument("--block-len", type=int, default=None, help="default: min(model_max_length, 1024)")
+    build.add_argument("--overwrite", action="store_true", help="replace data already in --out")
+    build.add_argument("--check", metavar="DIR", help="validate a data folder and print its statistics")
+    build.add_argument("--model-dir", help="with --check: the model whose vocabulary the ids must fit")
+    build.set_defaults(handler=prepare)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args = parser.parse_args(argv)
     try:

@@ -58,6 +58,10 @@ def load_split(path: Path, vocab_size: int | None = None) -> TokenBlocks:
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as err:
         if isinstance(err, BenchInputError):
             raise
+        if "Object arrays" in str(err):
+            raise BenchInputError(
+                f"{path}: holds a ragged (object) array; rows must all have one length"
+            ) from None
         raise BenchInputError(f"{path}: not a readable npz file ({err})") from None
     for key, array in arrays.items():
         if not np.issubdtype(array.dtype, np.integer):
