@@ -1,4 +1,5 @@
-"""Options and hooks only: validate the run before anything is timed, describe the machine.
+"""Options and hooks only: validate the run before anything is timed, describe the machine, and
+file saved runs under the machine's fingerprint.
 
 The options themselves live in fixtures/options.py (loaded before pytest parses the command line);
 the fixtures live in fixtures/.
@@ -12,16 +13,28 @@ from fixtures.options import RUN_SPEC, option_values
 
 pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data")
 
+FINGERPRINT = pytest.StashKey[dict]()
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every bad option or input file stops the run here, with its message, before any timing."""
     from bench.errors import BenchInputError
+    from bench.fingerprint import fingerprint_id, machine_fingerprint
+    from bench.history import fingerprint_folder
     from bench.spec import build_spec
+    from fixtures.storage import use_fingerprint_storage
 
     try:
-        session.config.stash[RUN_SPEC] = build_spec(**option_values(session.config))
+        spec = build_spec(**option_values(session.config))
     except BenchInputError as err:
         raise pytest.UsageError(str(err)) from None
+    session.config.stash[RUN_SPEC] = spec
+    fingerprint = machine_fingerprint(spec.device, spec.precision.name)
+    session.config.stash[FINGERPRINT] = fingerprint
+    benchmark_session = getattr(session.config, "_benchmarksession", None)
+    if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, torch and dtype
+        folder = fingerprint_folder(fingerprint, fingerprint_id(fingerprint))
+        use_fingerprint_storage(benchmark_session, folder)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -50,9 +63,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add the stack that decides a timing; pytest-benchmark's own id ignores GPU and torch."""
-    from bench.fingerprint import fingerprint_id, machine_fingerprint
+    from bench.fingerprint import fingerprint_id
 
-    spec = config.stash[RUN_SPEC]
-    fingerprint = machine_fingerprint(spec.device, spec.precision.name)
+    fingerprint = config.stash[FINGERPRINT]
     machine_info["longformer_bench"] = fingerprint
     machine_info["fingerprint"] = fingerprint_id(fingerprint)

@@ -1,0 +1,53 @@
+"""The saved history: one folder per hardware/software fingerprint, files that are never half-written.
+
+No torch import here: reading and writing history must stay fast and work anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+
+def fingerprint_folder(fingerprint: dict, digest: str) -> str:
+    """A readable, filesystem-safe folder name that still changes with anything in the fingerprint."""
+    hardware = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or "unknown"
+    parts = [
+        fingerprint.get("device", "cpu"),
+        hardware,
+        f"{fingerprint.get('torch_threads')}t",
+        f"torch{fingerprint.get('torch')}",
+        fingerprint.get("dtype", ""),
+        digest[:8],
+    ]
+    name = "-".join(str(part) for part in parts if part)
+    return re.sub(r"[^A-Za-z0-9.+_-]+", "_", name)
+
+
+def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes) -> Path:
+    """Write `payload` under the first free name `name_for(n)`, n = 1, 2, ..., atomically.
+
+    The bytes go to a temporary file first and are linked into place only when complete; the link
+    fails if another writer took the name meanwhile, and the next number is tried. So a crash leaves
+    no partial file and two runs saving at once never overwrite each other.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in folder.iterdir() if (m := re.match(r"(\d+)_", p.name))]
+    number = max(taken, default=0) + 1
+    tmp = folder / f".tmp-{os.getpid()}-{id(payload)}"
+    try:
+        with open(tmp, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        while True:
+            target = folder / name_for(number)
+            try:
+                os.link(tmp, target)
+                return target
+            except FileExistsError:
+                number += 1
+    finally:
+        tmp.unlink(missing_ok=True)
