@@ -8,9 +8,15 @@ from pathlib import Path
 
 def save_accuracy_curve(
     path: Path, train_seconds: list[float], accuracy: list[float], target: float | None, title: str
-) -> None:
-    """Eval accuracy against training time, with the target as a dashed line."""
-    import matplotlib
+) -> bool:
+    """Eval accuracy against training time, with the target as a dashed line.
+
+    Returns False, drawing nothing, where matplotlib is not installed (a bare GPU runner).
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        return False
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -27,6 +33,7 @@ def save_accuracy_curve(
     try:
         fig.savefig(tmp, format="png")
         os.replace(tmp, path)
+        return True
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)

@@ -101,7 +101,7 @@ def test_convergence(benchmark, pytestconfig, run_spec):
     benchmark.group = "convergence"
     benchmark.pedantic(train, rounds=1, iterations=1)
     (record,) = records
-    save_accuracy_curve(
+    drawn = save_accuracy_curve(
         folder / f"{stem}.png",
         record["eval_seconds"],
         record["eval_accuracy"],
@@ -123,6 +123,7 @@ def test_convergence(benchmark, pytestconfig, run_spec):
         lr=case.lr,
         dtype=spec.precision.name,
         event_log=str(events),
+        accuracy_png=str(folder / f"{stem}.png") if drawn else None,
     )
     assert record["status"] == "converged", f"{case.name}: {record['error']} (events: {events})"
 
