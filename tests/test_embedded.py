@@ -85,3 +85,24 @@ def test_generator_reproduces_the_shipped_bytes(tmp_path):
         for name in names:
             shipped = (EMBEDDED / sub / name).read_bytes()
             assert (tmp_path / sub / name).read_bytes() == shipped, f"{sub}/{name} differs"
+
+
+def test_base_sized_stand_in_passes_validation(tmp_path):
+    """fixtures/make_base.py: longformer-base's shape and FlagPerf's format, for full-size timing."""
+    from bench.options import option_defaults
+    from bench.spec import build_spec
+    from fixtures.make_base import generate
+
+    generate(tmp_path, train_samples=4, eval_samples=2)
+    spec = build_spec(
+        **{
+            **option_defaults(),
+            "device": "cpu",
+            "model_dir": tmp_path / "model",
+            "data_dir": tmp_path / "dataset",
+        }
+    )
+    assert spec.seq_len == 1024 and spec.config.hidden_size == 768 and spec.mask_token_id == 50264
+    assert spec.train.n_samples == 4 and spec.config.attention_window == [512] * 12
+    ids, special = spec.train.input_ids, spec.train.special_tokens_mask.astype(bool)
+    assert np.isin(ids[special], [0, 2]).all() and not np.isin(ids[~special], [0, 1, 2, 3, 50264]).any()

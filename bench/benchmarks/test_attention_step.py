@@ -110,7 +110,8 @@ def test_attention_speedup_at_base_dims(benchmark, run_spec, faster):
     """longformer-base's layer (hidden 768, 12 heads, window 512, seq 4096, batch 1), forward+backward.
 
     Times the faster implementation with pytest-benchmark and, in the same process, HF's layer and
-    an fp32 matmul; records speedup over HF and the distance from the matmul-rate floor.
+    a 2048^3 matmul at the run's dtype; records speedup over HF and the distance from the floor
+    (useful FLOPs / that matmul rate).
     """
     device = run_spec.device
     if faster == "flex" and device.type != "cuda":
@@ -131,7 +132,7 @@ def test_attention_speedup_at_base_dims(benchmark, run_spec, faster):
         out.sum().backward()
 
     hf_seconds = median_seconds(hf_step, device, rounds=5, warmup=1)
-    rate = matmul_flops_per_s(device)
+    rate = matmul_flops_per_s(device, run_spec.precision)
     median = benchmark.stats.stats.median
     floor = benchmark.extra_info["useful_flops"] / rate
     benchmark.extra_info.update(
