@@ -135,3 +135,24 @@ def mask_token_id(model_dir: Path, token: str = "<mask>") -> int:
         f"--model-dir {model_dir}: no {token} token in tokenizer.json or vocab.json; "
         "masked-language modelling needs one"
     )
+
+
+def roberta_style_config(
+    vocab_size: int, hidden: int, layers: int, heads: int, ffn: int, window: int, max_len: int
+) -> LongformerConfig:
+    """A Longformer config with RoBERTa's special-token ids, as longformer-base-4096's is."""
+    return LongformerConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ffn,
+        attention_window=[window] * layers,
+        max_position_embeddings=max_len + POSITION_OFFSET,
+        type_vocab_size=1,
+        layer_norm_eps=1e-5,
+        bos_token_id=0,
+        pad_token_id=1,
+        eos_token_id=2,
+        sep_token_id=2,
+    )
