@@ -18,6 +18,7 @@ FINGERPRINT = pytest.StashKey[dict]()
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every bad option or input file stops the run here, with its message, before any timing."""
+    from bench.device import use_threads
     from bench.errors import BenchInputError
     from bench.fingerprint import fingerprint_id, machine_fingerprint
     from bench.history import fingerprint_folder
@@ -29,6 +30,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except BenchInputError as err:
         raise pytest.UsageError(str(err)) from None
     session.config.stash[RUN_SPEC] = spec
+    use_threads(spec.threads)
     fingerprint = machine_fingerprint(spec.device, spec.precision.name)
     session.config.stash[FINGERPRINT] = fingerprint
     benchmark_session = getattr(session.config, "_benchmarksession", None)

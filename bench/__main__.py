@@ -25,6 +25,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
+    from bench.device import use_threads
     from bench.distributed import close_world, init_world
     from bench.runner import DATA_PATHS, append_record, run_training, stop_rules
     from bench.spec import build_spec, positive_int
@@ -36,6 +37,7 @@ def train(args: argparse.Namespace) -> int:
         raise BenchInputError(f"--max-steps {args.max_steps}: must be positive")
     stop = stop_rules(args.target_acc, args.time_budget, args.patience)
     spec = build_spec(**run_options)
+    use_threads(spec.threads)
     world, device = init_world(spec.device)
     spec = dataclasses.replace(spec, device=device)
     try:
@@ -56,13 +58,15 @@ def train(args: argparse.Namespace) -> int:
         summary = {
             k: record.get(k)
             for k in (
-                "finished",
+                "status",
                 "error",
+                "time_to_target_s",
                 "world_size",
                 "global_batch",
                 "p_whole",
                 "p_train",
                 "p_core",
+                "mfu",
                 "eval_accuracy",
             )
         }

@@ -95,3 +95,9 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued kernels, so a timer read afterwards includes them."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def use_threads(threads: int | None) -> None:
+    """Fix torch's CPU thread count before anything is timed (None keeps torch's default)."""
+    if threads is not None:
+        torch.set_num_threads(threads)

@@ -73,6 +73,12 @@ OPTIONS = (
         "flex (CUDA, no dropout) or dense (full attention, a different function)",
     ),
     Option(
+        "--threads",
+        "LFBENCH_THREADS",
+        None,
+        "CPU threads torch computes with (default: torch's choice); part of the run's fingerprint",
+    ),
+    Option(
         "--peak-tflops",
         "LFBENCH_PEAK_TFLOPS",
         None,

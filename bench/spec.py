@@ -39,6 +39,7 @@ class RunSpec:
     mask_token_id: int
     attention: str = "hf"
     peak_tflops: float | None = None
+    threads: int | None = None
 
     @property
     def peak_flops_per_s(self) -> float | None:
@@ -83,6 +84,7 @@ def build_spec(
     seed: int | str,
     attention: str = "hf",
     peak_tflops: str | float | None = None,
+    threads: str | int | None = None,
 ) -> RunSpec:
     """Validate the options in the order a user would fix them, and load the data once."""
     torch_device = resolve_device(device)
@@ -115,6 +117,8 @@ def build_spec(
         seed=seed_value,
         mask_token_id=mask_token_id(Path(model_dir)),
         attention=attention,
+        peak_tflops=positive_float("--peak-tflops", peak_tflops),
+        threads=positive_int("--threads", threads),
         config=config,
         train=reblock(splits["train"], length),
         eval=reblock(splits["eval"], length),

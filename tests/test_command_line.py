@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.history import fingerprint_folder
 from fixtures import EMBEDDED_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,23 +39,31 @@ def test_bad_environment_variable_is_reported_like_the_option():
     assert "--dtype 'fp64': unknown dtype" in result.stderr
 
 
-def test_space_separated_path_option_env_vars_and_machine_info(tmp_path):
-    """`--model-dir PATH` outside the repo keeps pytest.ini, and the saved run names its stack."""
+def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_path):
+    """`--model-dir PATH` outside the repo keeps pytest.ini; the saved run names its stack and lands
+    in its fingerprint folder, where pytest-benchmark's compare reads it and skips a truncated file."""
     model_dir = Path(shutil.copytree(EMBEDDED_MODEL_DIR, tmp_path / "model"))
-    out = tmp_path / "run.json"
+    storage = tmp_path / "results"
     result = run_pytest(
         "-m",
         "fast",
+        "-k",
+        "train_step",
         "--model-dir",
         str(model_dir),
-        f"--benchmark-json={out}",
+        "--benchmark-autosave",
+        "--benchmark-storage",
+        str(storage),
         env={"LFBENCH_BATCH_SIZE": "8"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "configfile: pytest.ini" in result.stdout
     assert f"model {model_dir}" in result.stdout
-    run = json.loads(out.read_text())
+    (folder,) = [p for p in storage.iterdir() if p.is_dir()]
+    (saved,) = folder.glob("0001_*.json")
+    run = json.loads(saved.read_text())
     info = run["machine_info"]
+    assert folder.name == fingerprint_folder(info["longformer_bench"], info["fingerprint"])
     assert len(info["fingerprint"]) == 12
     for key in (
         "cpu_model",
@@ -75,3 +84,15 @@ def test_space_separated_path_option_env_vars_and_machine_info(tmp_path):
         assert bench["extra_info"]["batch_size"] == 8
         assert bench["extra_info"]["tokens_per_s"] > 0
         assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] == 10
+
+    (folder / "0002_truncated.json").write_text(saved.read_text()[:200])
+    compare = subprocess.run(
+        [sys.executable, "-m", "pytest_benchmark", "--storage", str(storage), "compare", "--columns=median"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    output = compare.stdout + compare.stderr
+    assert compare.returncode == 0, output
+    assert "test_train_step[hf]" in compare.stdout
+    assert "Failed to load" in output and "0002_truncated.json" in output

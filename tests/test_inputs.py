@@ -56,6 +56,8 @@ def test_options_shape_the_run_spec():
     assert spec.train.n_samples == 2 * default.train.n_samples  # every token kept
     assert spec.config.attention_window == [64, 64]
     assert spec.precision.autocast_dtype is torch.bfloat16
+    tuned = build_spec(**{**GOOD, "threads": "1", "peak_tflops": "400"})
+    assert tuned.threads == 1 and tuned.peak_flops_per_s == 400e12
 
 
 def test_missing_model_dir(tmp_path):
@@ -197,6 +199,11 @@ def test_odd_attention_window():
 def test_unknown_dtype():
     message = spec_error(dtype="fp8")
     assert "--dtype 'fp8'" in message and "fp32, tf32, bf16, fp16" in message
+
+
+def test_threads_and_peak_must_be_positive():
+    assert "--threads 0: must be positive" in spec_error(threads="0")
+    assert "--peak-tflops 'fast': not a number" in spec_error(peak_tflops="fast")
 
 
 def test_unknown_attention():
