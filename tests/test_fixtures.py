@@ -74,3 +74,13 @@ def test_loading_never_touches_the_network(monkeypatch):
     spec = build_spec(**{**option_defaults(), "device": "cpu", "init": "pretrained"})
     build_model(spec.model_dir, spec.config, spec.init, spec.seed)
     AutoTokenizer.from_pretrained(EMBEDDED_MODEL_DIR, local_files_only=True)
+
+
+def test_initial_model_uses_the_run_attention(run_spec, initial_model):
+    from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
+
+    from bench.attention import CLASSES
+
+    layers = [m for m in initial_model.modules() if isinstance(m, LongformerSelfAttention)]
+    assert len(layers) == run_spec.config.num_hidden_layers
+    assert {type(m) for m in layers} == {CLASSES[run_spec.attention]}
