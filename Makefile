@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup bench test lint format embedded clean
+.PHONY: setup bench test lint format embedded report clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,10 @@ bench: $(STAMP)
 
 test: $(STAMP)
 	$(PYTEST) -rs --benchmark-disable
+
+# Trend charts per benchmark and one self-contained HTML page over results/.
+report: $(STAMP)
+	$(BIN)/python -m bench report
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,4 +1,4 @@
-"""`python -m bench train|prepare|presets`: the harness without pytest (and under torchrun).
+"""`python -m bench train|prepare|report|presets`: the harness without pytest (and under torchrun).
 
 python -m bench train --epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
@@ -97,6 +97,18 @@ def prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def report(args: argparse.Namespace) -> int:
+    from bench.report import write_report
+
+    storage = Path(args.storage)
+    if not storage.is_dir():
+        raise BenchInputError(f"--storage {storage}: directory does not exist")
+    out = Path(args.out) if args.out else storage / "report.html"
+    charts = write_report(storage, out, warn=lambda message: print(f"warning: {message}", file=sys.stderr))
+    print(f"{out} ({charts} trend charts)")
+    return 0
+
+
 def presets(_: argparse.Namespace) -> int:
     from bench.presets import PRESETS
 
@@ -131,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--check", metavar="DIR", help="validate a data folder and print its statistics")
     build.add_argument("--model-dir", help="with --check: the model whose vocabulary the ids must fit")
     build.set_defaults(handler=prepare)
+    show = commands.add_parser("report", help="trend charts per benchmark and one HTML page")
+    show.add_argument("--storage", default="results", help="the history folder (default results)")
+    show.add_argument("--out", default=None, help="the HTML file (default STORAGE/report.html)")
+    show.set_defaults(handler=report)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args = parser.parse_args(argv)
     try:

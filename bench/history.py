@@ -5,6 +5,7 @@ No torch import here: reading and writing history must stay fast and work anywhe
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -51,3 +52,24 @@ def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes)
                 number += 1
     finally:
         tmp.unlink(missing_ok=True)
+
+
+RUN_FILE = re.compile(r"^(\d{4})_.*\.json$")
+
+
+def read_runs(folder: Path, warn: Callable[[str], None]) -> list[tuple[str, dict]]:
+    """The saved runs of one fingerprint folder, oldest first, as (file name, parsed JSON).
+
+    A truncated or malformed file is skipped, and `warn` is told its name and what is wrong.
+    """
+    runs = []
+    for path in sorted(p for p in folder.iterdir() if RUN_FILE.match(p.name)):
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(run.get("benchmarks"), list):
+                raise ValueError("no 'benchmarks' list")
+        except (OSError, ValueError, AttributeError) as err:
+            warn(f"skipped {path}: {err}")
+            continue
+        runs.append((path.name, run))
+    return runs

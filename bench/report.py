@@ -1,7 +1,12 @@
-"""Pictures of saved runs (matplotlib, headless), written atomically."""
+"""Pictures of saved runs (matplotlib, headless) and an HTML report, all written atomically.
+
+No torch import: reports are read from results/ alone.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
 import os
 from pathlib import Path
 
@@ -37,3 +42,99 @@ def save_accuracy_curve(
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
+
+
+def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
+    """Per benchmark (full name), one point per saved run: its median, quartiles and run label."""
+    series: dict[str, list[dict]] = {}
+    for name, run in runs:
+        for bench in run["benchmarks"]:
+            stats = bench.get("stats", {})
+            if "median" not in stats:
+                continue
+            series.setdefault(bench.get("fullname", bench.get("name", "?")), []).append(
+                {
+                    "run": name[:4],
+                    "median": stats["median"],
+                    "q1": stats.get("q1", stats["median"]),
+                    "q3": stats.get("q3", stats["median"]),
+                    "when": run.get("datetime", ""),
+                }
+            )
+    return series
+
+
+def save_trend(path: Path, name: str, points: list[dict]) -> bool:
+    """Median per run with the interquartile range as error bars; False without matplotlib."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    scale, unit = (1e3, "ms") if max(p["median"] for p in points) < 1 else (1.0, "s")
+    x = range(len(points))
+    medians = [p["median"] * scale for p in points]
+    low = [(p["median"] - p["q1"]) * scale for p in points]
+    high = [(p["q3"] - p["median"]) * scale for p in points]
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=90)
+    ax.errorbar(x, medians, yerr=[low, high], marker="o", markersize=3, capsize=3)
+    ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, fontsize=7)
+    ax.set(xlabel="saved run", ylabel=f"median ({unit})", title=name[-70:])
+    ax.title.set_fontsize(8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+        return True
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+
+
+def write_report(storage: Path, out: Path, warn) -> int:
+    """One PNG trend chart per benchmark and fingerprint under `out`'s folder, and `out` itself: a
+    self-contained HTML page (charts inlined) with a table per fingerprint. Returns the chart count."""
+    from bench.history import read_runs
+
+    charts_dir = out.parent / f"{out.stem}_charts"
+    charts_dir.mkdir(parents=True, exist_ok=True)
+    sections, charts = [], 0
+    for folder in sorted(p for p in storage.iterdir() if p.is_dir() and p.name != charts_dir.name):
+        runs = read_runs(folder, warn)
+        if not runs:
+            continue
+        rows = []
+        for index, (name, points) in enumerate(sorted(benchmark_series(runs).items())):
+            png = charts_dir / f"{folder.name}-{index:03d}.png"
+            image = ""
+            if save_trend(png, name, points):
+                charts += 1
+                data = base64.b64encode(png.read_bytes()).decode()
+                image = f'<img alt="trend" src="data:image/png;base64,{data}">'
+            latest = points[-1]["median"]
+            change = ""
+            if len(points) > 1:
+                change = f"{(latest / points[-2]['median'] - 1) * 100:+.1f}%"
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td>{len(points)}</td><td>{latest:.6g} s</td>"
+                f"<td>{change}</td><td>{image}</td></tr>"
+            )
+        sections.append(
+            f"<h2>{html.escape(folder.name)}</h2><p>{len(runs)} saved runs</p>"
+            "<table><tr><th>benchmark</th><th>runs</th><th>latest median</th>"
+            "<th>change vs previous run (no verdict)</th><th>trend</th></tr>" + "".join(rows) + "</table>"
+        )
+    page = (
+        "<!doctype html><meta charset='utf-8'><title>longformer-bench history</title>"
+        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;font-size:13px}"
+        "table{border-collapse:collapse}</style><h1>longformer-bench history</h1>"
+        + ("".join(sections) or "<p>No saved runs.</p>")
+    )
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return charts
