@@ -27,6 +27,20 @@ def fingerprint_folder(fingerprint: dict, digest: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+_-]+", "_", name)
 
 
+def replace_atomically(path: Path, payload: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, then an atomic rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as out:
+            out.write(payload)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes) -> Path:
     """Write `payload` under the first free name `name_for(n)`, n = 1, 2, ..., atomically.
 

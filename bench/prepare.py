@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from bench.data import KEYS, load_dataset
 from bench.errors import BenchInputError
+from bench.history import replace_atomically
 
 LINES_PER_GROUP = 1000
 # FlagPerf's dtypes; any integer dtype is accepted on load.
@@ -56,18 +57,14 @@ def group_into_blocks(
 
 
 def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """np.savez, but byte-for-byte reproducible (fixed zip timestamps) and atomic (temp + rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
-            for key, array in arrays.items():
-                info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                with archive.open(info, "w", force_zip64=True) as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """np.savez, but byte-for-byte reproducible (fixed zip timestamps) and atomic."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(array))
+    replace_atomically(path, buffer.getvalue())
 
 
 MANIFEST = "manifest.json"

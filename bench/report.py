@@ -7,41 +7,49 @@ from __future__ import annotations
 
 import base64
 import html
-import os
+import io
+from collections.abc import Callable
 from pathlib import Path
+
+from bench.history import read_runs, replace_atomically
+
+
+def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5)) -> bool:
+    """Draw on one set of axes with `draw(ax)` and save a PNG atomically; False without matplotlib
+    (a bare GPU runner), where nothing is drawn."""
+    try:
+        import matplotlib
+    except ImportError:
+        return False
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size, dpi=100)
+    try:
+        draw(ax)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+    finally:
+        plt.close(fig)
+    replace_atomically(path, buffer.getvalue())
+    return True
 
 
 def save_accuracy_curve(
     path: Path, train_seconds: list[float], accuracy: list[float], target: float | None, title: str
 ) -> bool:
-    """Eval accuracy against training time, with the target as a dashed line.
+    """Eval accuracy against training time, with the target as a dashed line."""
 
-    Returns False, drawing nothing, where matplotlib is not installed (a bare GPU runner).
-    """
-    try:
-        import matplotlib
-    except ImportError:
-        return False
+    def draw(ax) -> None:
+        ax.plot(train_seconds, accuracy, marker="o", markersize=3)
+        if target is not None:
+            ax.axhline(target, linestyle="--", color="grey", label=f"target {target}")
+            ax.legend(loc="lower right")
+        ax.set(xlabel="training time (s)", ylabel="eval MLM accuracy", title=title, ylim=(0, 1))
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.plot(train_seconds, accuracy, marker="o", markersize=3)
-    if target is not None:
-        ax.axhline(target, linestyle="--", color="grey", label=f"target {target}")
-        ax.legend(loc="lower right")
-    ax.set(xlabel="training time (s)", ylabel="eval MLM accuracy", title=title, ylim=(0, 1))
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-        return True
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    return save_png(path, draw)
 
 
 def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
@@ -65,41 +73,25 @@ def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
 
 
 def save_trend(path: Path, name: str, points: list[dict]) -> bool:
-    """Median per run with the interquartile range as error bars; False without matplotlib."""
-    try:
-        import matplotlib
-    except ImportError:
-        return False
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
+    """Median per run with the interquartile range as error bars."""
     scale, unit = (1e3, "ms") if max(p["median"] for p in points) < 1 else (1.0, "s")
-    x = range(len(points))
-    medians = [p["median"] * scale for p in points]
-    low = [(p["median"] - p["q1"]) * scale for p in points]
-    high = [(p["q3"] - p["median"]) * scale for p in points]
-    fig, ax = plt.subplots(figsize=(6, 3), dpi=90)
-    ax.errorbar(x, medians, yerr=[low, high], marker="o", markersize=3, capsize=3)
-    ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, fontsize=7)
-    ax.set(xlabel="saved run", ylabel=f"median ({unit})", title=name[-70:])
-    ax.title.set_fontsize(8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-        return True
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
+
+    def draw(ax) -> None:
+        x = range(len(points))
+        medians = [p["median"] * scale for p in points]
+        low = [(p["median"] - p["q1"]) * scale for p in points]
+        high = [(p["q3"] - p["median"]) * scale for p in points]
+        ax.errorbar(x, medians, yerr=[low, high], marker="o", markersize=3, capsize=3)
+        ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, fontsize=7)
+        ax.set(xlabel="saved run", ylabel=f"median ({unit})", title=name[-70:])
+        ax.title.set_fontsize(8)
+
+    return save_png(path, draw, size=(6, 3))
 
 
 def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and fingerprint under `out`'s folder, and `out` itself: a
     self-contained HTML page (charts inlined) with a table per fingerprint. Returns the chart count."""
-    from bench.history import read_runs
-
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     sections, charts = [], 0
@@ -134,7 +126,5 @@ def write_report(storage: Path, out: Path, warn) -> int:
         "table{border-collapse:collapse}</style><h1>longformer-bench history</h1>"
         + ("".join(sections) or "<p>No saved runs.</p>")
     )
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, out)
+    replace_atomically(out, page.encode("utf-8"))
     return charts

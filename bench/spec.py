@@ -46,29 +46,26 @@ class RunSpec:
         return self.peak_tflops * 1e12 if self.peak_tflops else None
 
 
-def positive_int(option: str, value: int | str | None) -> int | None:
-    """Parse an integer option, naming it when the value is not a positive integer."""
+def positive_number(option: str, value: float | str | None, cast: type = int) -> int | float | None:
+    """Parse a positive option value (None when unset), naming the option when it is not one."""
     if value is None or value == "":
         return None
     try:
-        number = int(value)
+        number = cast(value)
     except (TypeError, ValueError):
-        raise BenchInputError(f"{option} {value!r}: not an integer") from None
-    if number <= 0:
-        raise BenchInputError(f"{option} {number}: must be positive")
-    return number
-
-
-def positive_float(option: str, value: float | str | None) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise BenchInputError(f"{option} {value!r}: not a number") from None
+        kind = "an integer" if cast is int else "a number"
+        raise BenchInputError(f"{option} {value!r}: not {kind}") from None
     if not number > 0:
         raise BenchInputError(f"{option} {number}: must be positive")
     return number
+
+
+def positive_int(option: str, value: int | str | None) -> int | None:
+    return positive_number(option, value, int)
+
+
+def positive_float(option: str, value: float | str | None) -> float | None:
+    return positive_number(option, value, float)
 
 
 def build_spec(
