@@ -8,6 +8,7 @@ masks on the device instead; measuring both side by side shows what the data pat
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -38,6 +39,13 @@ class NpzRows(Dataset):
         }
 
 
+@cache
+def collator(model_dir: Path) -> DataCollatorForLanguageModeling:
+    """HF's MLM collator with the directory's tokenizer, built once (FlagPerf builds it at setup)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    return DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+
+
 def flagperf_batches(
     blocks: TokenBlocks,
     model_dir: Path,
@@ -47,13 +55,11 @@ def flagperf_batches(
     workers: int = FLAGPERF_WORKERS,
 ) -> Iterator[Batch]:
     """Host batches in this rank's sampler order (`order` from train.epoch_order), masked by workers."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
     loader = DataLoader(
         NpzRows(blocks),
         batch_size=batch_size,
         sampler=order[world.rank :: world.size],
-        collate_fn=collator,
+        collate_fn=collator(Path(model_dir)),
         num_workers=workers,
         pin_memory=False,
         persistent_workers=False,

@@ -23,7 +23,7 @@ from bench.data import DeviceSplit, to_device
 from bench.distributed import World, all_reduce_sum, wrap
 from bench.errors import BenchInputError
 from bench.fingerprint import fingerprint_id, machine_fingerprint
-from bench.flagperf_data import FLAGPERF_WORKERS, flagperf_batches
+from bench.flagperf_data import FLAGPERF_WORKERS, collator, flagperf_batches
 from bench.masking import MLMMasker
 from bench.metrics import efficiency, model_flops_per_sample, peak_flops
 from bench.model import build_model
@@ -101,6 +101,8 @@ class Trainer:
         self.scaler = make_grad_scaler(spec.precision, spec.device)
         self.masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed)
         self.eval_masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed + 1)
+        if self.data_path == "flagperf":
+            collator(spec.model_dir)  # load the tokenizer now, not inside the first timed epoch
 
     def epoch(self, epoch: int) -> EpochRecord:
         spec, world = self.spec, self.world
