@@ -21,7 +21,7 @@ SUMMARY="$OUT/summary.txt"
     "$PY" -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)"
 } > "$SUMMARY" 2>&1
 "$PY" -m fixtures.make_base --out "$BASE" > /dev/null
-FULL=(--model-dir "$BASE/model" --data-dir "$BASE/dataset" --batch-size 16 --seq-len 1024)
+FULL=(--model-dir="$BASE/model" --data-dir="$BASE/dataset" --batch-size=16 --seq-len=1024)
 
 stage() {  # stage NAME COMMAND...: run with a time limit, log everything, note the exit code
     local name=$1
