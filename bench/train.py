@@ -243,24 +243,20 @@ def evaluate(
 ) -> Accuracy:
     """FlagPerf's accuracy: argmax hits over all masked positions of the whole eval set.
 
-    Each rank evaluates its own share (every world-th sample of each global chunk) and the hit and
-    position counts are summed over ranks, so the accuracy is exact over the set. (FlagPerf lets
+    Each rank evaluates its share of every global batch, masked as in training (so the masks do not
+    depend on the world size), and the hit and position counts are summed over ranks, so the
+    accuracy is exact over the set. (FlagPerf lets
     every rank evaluate the whole set and averages the accuracies.)
     """
     was_training = model.training
     model.eval()
     counts = torch.zeros(2, dtype=torch.float64, device=device)  # hits, masked positions
-    rows = torch.arange(split.n_samples, device=split.input_ids.device)
-    mine = slice(world.rank, None, world.size)
-    for start in range(0, split.n_samples, batch_size * world.size):
-        chunk = rows[start : start + batch_size * world.size]
-        # Masks drawn for the global chunk, as in training, so they do not depend on the world size.
-        ids, labels = masker(split.input_ids[chunk], split.special_tokens_mask[chunk])
-        ids, labels = ids[mine].contiguous(), labels[mine]
+    in_order = list(range(split.n_samples))  # no padding: every sample counted once
+    for batch in device_batches(split, in_order, batch_size, masker, world):
         with precision.active(device):
-            logits = model(input_ids=ids, attention_mask=split.attention_mask[chunk[mine]]).logits
-        masked = labels != IGNORE_INDEX
-        counts[0] += (logits.argmax(-1)[masked] == labels[masked]).sum()
+            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        masked = batch.labels != IGNORE_INDEX
+        counts[0] += (logits.argmax(-1)[masked] == batch.labels[masked]).sum()
         counts[1] += masked.sum()
     all_reduce_sum(counts, world)
     model.train(was_training)
