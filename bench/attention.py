@@ -84,18 +84,17 @@ class DenseSelfAttention(SDPASelfAttention):
         return F.scaled_dot_product_attention(query, key, value, mask, dropout, scale=1.0)
 
 
-def offsets(block: int, w: int, device: torch.device) -> torch.Tensor:
-    """(block, block + 2w): key position minus query position, plus w, within a neighbourhood."""
-    keys = torch.arange(block + 2 * w, device=device)
-    return keys[None, :] - torch.arange(block, device=device)[:, None]
+def offsets(w: int, device: torch.device) -> torch.Tensor:
+    """(w, 3w): key position minus query position, plus w, for a query block and its 3w keys."""
+    return torch.arange(3 * w, device=device)[None, :] - torch.arange(w, device=device)[:, None]
 
 
 @cache
-def window_mask(n_blocks: int, block: int, w: int, device: torch.device) -> torch.Tensor:
-    """(nb, block, block + 2w): the band |i - j| <= w, cut off at the sequence's ends."""
-    band = (offsets(block, w, device) >= 0) & (offsets(block, w, device) <= 2 * w)
-    exists = F.pad(torch.ones(1, n_blocks * block, dtype=torch.bool, device=device), (w, w))
-    return band & exists.unfold(1, block + 2 * w, block)[0][:, None, :]
+def window_mask(n_blocks: int, w: int, device: torch.device) -> torch.Tensor:
+    """(nb, w, 3w): the band |i - j| <= w, cut off at the sequence's ends."""
+    band = (offsets(w, device) >= 0) & (offsets(w, device) <= 2 * w)
+    exists = F.pad(torch.ones(1, n_blocks * w, dtype=torch.bool, device=device), (w, w))
+    return band & exists.unfold(1, 3 * w, w)[0][:, None, :]
 
 
 class BlockedSelfAttention(SDPASelfAttention):
@@ -111,25 +110,24 @@ class BlockedSelfAttention(SDPASelfAttention):
     def attend(self, query, key, value, masked, dropout):
         batch, n_heads, seq_len, head_dim = query.shape
         w = self.one_sided_attn_window_size
-        block = w
-        n_blocks, span = seq_len // block, block + 2 * w
+        n_blocks = seq_len // w
 
-        def neighbourhoods(x: torch.Tensor) -> torch.Tensor:  # (B, H, L, D) -> (B*H, nb, span, D)
+        def neighbourhoods(x: torch.Tensor) -> torch.Tensor:  # (B, H, L, D) -> (B*H, nb, 3w, D) view
             padded = F.pad(x.reshape(batch * n_heads, seq_len, head_dim), (0, 0, w, w))
-            return padded.unfold(1, span, block).transpose(2, 3)
+            return padded.unfold(1, 3 * w, w).transpose(2, 3)
 
-        q = query.reshape(batch * n_heads, n_blocks, block, head_dim)
-        mask = window_mask(n_blocks, block, w, query.device)  # (nb, block, span)
+        q = query.reshape(batch * n_heads, n_blocks, w, head_dim)
+        mask = window_mask(n_blocks, w, query.device)  # (nb, w, 3w)
         if masked is None:
             mask = mask[None]  # shared by every sequence and head
         else:
-            keep = F.pad(~masked, (w, w), value=False).unfold(1, span, block)  # (B, nb, span)
+            keep = F.pad(~masked, (w, w), value=False).unfold(1, 3 * w, w)  # (B, nb, 3w)
             mask = mask & keep[:, :, None, :]
             # A padding query may see itself, so no row is empty (its output is zeroed anyway).
-            itself = offsets(block, w, query.device) == w
-            mask = mask | (itself & masked.view(batch, n_blocks, block, 1))
-            mask = mask[:, None].expand(batch, n_heads, n_blocks, block, span)
-            mask = mask.reshape(batch * n_heads, n_blocks, block, span)
+            itself = offsets(w, query.device) == w
+            mask = mask | (itself & masked.view(batch, n_blocks, w, 1))
+            mask = mask[:, None].expand(batch, n_heads, n_blocks, w, 3 * w)
+            mask = mask.reshape(batch * n_heads, n_blocks, w, 3 * w)
         out = F.scaled_dot_product_attention(
             q, neighbourhoods(key), neighbourhoods(value), mask, dropout, scale=1.0
         )
