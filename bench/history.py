@@ -5,10 +5,11 @@ No torch import here: reading and writing history must stay fast and work anywhe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -27,18 +28,24 @@ def fingerprint_folder(fingerprint: dict, digest: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+_-]+", "_", name)
 
 
-def replace_atomically(path: Path, payload: bytes) -> None:
-    """Write `path` whole or not at all: a temporary file beside it, then an atomic rename."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+@contextlib.contextmanager
+def temporary_copy(tmp: Path, payload: bytes) -> Iterator[Path]:
+    """`payload` in the file `tmp`, on disk; `tmp` is gone on exit (moved, linked or abandoned)."""
     try:
         with open(tmp, "wb") as out:
             out.write(payload)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, path)
+        yield tmp
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_atomically(path: Path, payload: bytes) -> None:
+    """Write `path` whole or not at all: a temporary file beside it, then an atomic rename."""
+    path = Path(path)
+    with temporary_copy(path.with_name(f".{path.name}.tmp-{os.getpid()}"), payload) as tmp:
+        os.replace(tmp, path)
 
 
 def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes) -> Path:
@@ -51,12 +58,7 @@ def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes)
     folder.mkdir(parents=True, exist_ok=True)
     taken = [int(m.group(1)) for p in folder.iterdir() if (m := re.match(r"(\d+)_", p.name))]
     number = max(taken, default=0) + 1
-    tmp = folder / f".tmp-{os.getpid()}-{id(payload)}"
-    try:
-        with open(tmp, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
+    with temporary_copy(folder / f".tmp-{os.getpid()}-{id(payload)}", payload) as tmp:
         while True:
             target = folder / name_for(number)
             try:
@@ -64,8 +66,6 @@ def write_new_file(folder: Path, name_for: Callable[[int], str], payload: bytes)
                 return target
             except FileExistsError:
                 number += 1
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 RUN_FILE = re.compile(r"^(\d{4})_.*\.json$")
