@@ -84,3 +84,10 @@ def test_initial_model_uses_the_run_attention(run_spec, initial_model):
     layers = [m for m in initial_model.modules() if isinstance(m, LongformerSelfAttention)]
     assert len(layers) == run_spec.config.num_hidden_layers
     assert {type(m) for m in layers} == {CLASSES[run_spec.attention]}
+
+
+def test_config_and_precision_fixtures_describe_the_run(run_spec, model_config, precision, model):
+    assert (
+        model_config is run_spec.config and model.config.num_hidden_layers == model_config.num_hidden_layers
+    )
+    assert precision is run_spec.precision and precision.name == "fp32"  # the embedded default
