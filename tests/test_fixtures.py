@@ -86,8 +86,9 @@ def test_initial_model_uses_the_run_attention(run_spec, initial_model):
     assert {type(m) for m in layers} == {CLASSES[run_spec.attention]}
 
 
-def test_config_and_precision_fixtures_describe_the_run(run_spec, model_config, precision, model):
-    assert (
-        model_config is run_spec.config and model.config.num_hidden_layers == model_config.num_hidden_layers
-    )
-    assert precision is run_spec.precision and precision.name == "fp32"  # the embedded default
+def test_config_and_precision_fixtures_describe_the_run(
+    pytestconfig, run_spec, model_config, precision, model
+):
+    assert model_config is run_spec.config
+    assert model.config.num_hidden_layers == model_config.num_hidden_layers
+    assert precision is run_spec.precision and precision.name == pytestconfig.getoption("dtype")
