@@ -22,7 +22,7 @@ import pytest
 from bench.distributed import World
 from bench.fingerprint import fingerprint_id, machine_fingerprint
 from bench.history import fingerprint_folder
-from bench.options import EMBEDDED_MODEL_DIR
+from bench.options import EMBEDDED_MODEL_DIR, option_defaults
 from bench.report import save_accuracy_curve
 from bench.runner import StopRules, append_record, run_training, stop_rules
 from bench.spec import RunSpec, build_spec, positive_int
@@ -59,7 +59,7 @@ def convergence_spec(config: pytest.Config, spec: RunSpec, case: Case) -> RunSpe
     values = option_values(config)
     if values["seq_len"] is None:
         values["seq_len"] = EMBEDDED_SEQ_LEN
-    if values["batch_size"] == "16":
+    if values["batch_size"] == option_defaults()["batch_size"]:
         values["batch_size"] = EMBEDDED_BATCH
     return build_spec(**values)
 
