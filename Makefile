@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup bench test lint format embedded report clean
+.PHONY: setup bench test lint format embedded report compare clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: $(STAMP)
 # Trend charts per benchmark and one self-contained HTML page over results/.
 report: $(STAMP)
 	$(BIN)/python -m bench report
+
+# The newest saved run against the one before it (same fingerprint): change, interval, verdict.
+compare: $(STAMP)
+	$(BIN)/python -m bench compare $(COMPARE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

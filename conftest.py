@@ -11,7 +11,7 @@ import pytest
 
 from fixtures.options import RUN_SPEC, option_values
 
-pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data")
+pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data", "fixtures.sampling")
 
 FINGERPRINT = pytest.StashKey[dict]()
 
@@ -31,7 +31,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(str(err)) from None
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)
-    fingerprint = machine_fingerprint(spec.device, spec.precision.name)
+    fingerprint = machine_fingerprint(spec.device, spec.precision.name, spec.worker_threads)
     session.config.stash[FINGERPRINT] = fingerprint
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, torch and dtype
@@ -61,6 +61,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the benchmark workers' fork server while pytest sets up (it imports torch: seconds)."""
+    benchmark_session = getattr(session.config, "_benchmarksession", None)
+    if benchmark_session is None or benchmark_session.disabled:
+        return
+    if any("sampled" in getattr(item, "fixturenames", ()) for item in session.items):
+        from bench.sampling import start_server
+
+        start_server()
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

@@ -1,7 +1,8 @@
-"""`python -m bench train|prepare|report|presets`: the harness without pytest (and under torchrun).
+"""`python -m bench train|prepare|report|compare|presets`: the harness without pytest (and under torchrun).
 
 python -m bench train --epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
+python -m bench compare --fail-on-regression
 python -m bench presets
 """
 
@@ -109,6 +110,26 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    from bench.compare import any_regression, as_json, compare, format_table
+
+    base_runs, latest, rows = compare(
+        Path(args.results),
+        args.latest,
+        args.baseline,
+        args.alpha,
+        args.min_effect,
+        args.force,
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+    )
+    print(
+        as_json(base_runs, latest, rows)
+        if args.json
+        else format_table(base_runs, latest, rows, args.alpha, args.min_effect)
+    )
+    return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
 def presets(_: argparse.Namespace) -> int:
     from bench.presets import PRESETS
 
@@ -147,6 +168,30 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--storage", default="results", help="the history folder (default results)")
     show.add_argument("--out", default=None, help="the HTML file (default STORAGE/report.html)")
     show.set_defaults(handler=report)
+    diff = commands.add_parser("compare", help="the latest run against a baseline: change, interval, verdict")
+    diff.add_argument("--results", default="results", help="the history folder (default results)")
+    diff.add_argument(
+        "--latest", default=None, help="run to judge: file, name or number (default the newest)"
+    )
+    diff.add_argument(
+        "--baseline",
+        default="previous",
+        help="previous (default: the run before it, same fingerprint), last:N (the N before it, pooled), "
+        "or a run's file, name or number",
+    )
+    diff.add_argument(
+        "--alpha", type=float, default=0.01, help="significance level of the test (default 0.01)"
+    )
+    diff.add_argument(
+        "--min-effect",
+        type=float,
+        default=0.02,
+        help="smallest change that counts, as a fraction (default 0.02)",
+    )
+    diff.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed")
+    diff.add_argument("--force", action="store_true", help="compare runs from different fingerprints")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.set_defaults(handler=compare)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args = parser.parse_args(argv)
     try:

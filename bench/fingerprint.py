@@ -43,8 +43,14 @@ def nvidia_driver() -> str | None:
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
-def machine_fingerprint(device: torch.device, dtype: str) -> dict[str, Any]:
-    """Everything that changes a timing besides the code under test."""
+def machine_fingerprint(
+    device: torch.device, dtype: str, worker_threads: int | None = None
+) -> dict[str, Any]:
+    """Everything that changes a timing besides the code under test.
+
+    `torch_threads` is this process's thread count; `worker_threads` the one the sampled benchmarks'
+    worker processes compute with (bench/sampling.py).
+    """
     cuda = device.type == "cuda"
     return {
         "device": device.type,
@@ -54,6 +60,7 @@ def machine_fingerprint(device: torch.device, dtype: str) -> dict[str, Any]:
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "worker_threads": worker_threads,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,

@@ -20,6 +20,7 @@ def fingerprint_folder(fingerprint: dict, digest: str) -> str:
         fingerprint.get("device", "cpu"),
         hardware,
         f"{fingerprint.get('torch_threads')}t",
+        f"w{fingerprint['worker_threads']}t" if fingerprint.get("worker_threads") else "",
         f"torch{fingerprint.get('torch')}",
         fingerprint.get("dtype", ""),
         digest[:8],

@@ -76,7 +76,14 @@ OPTIONS = (
         "--threads",
         "LFBENCH_THREADS",
         None,
-        "CPU threads torch computes with (default: torch's choice); part of the run's fingerprint",
+        "CPU threads torch computes with: in the worker processes 1 unless given, elsewhere torch's choice; "
+        "part of the run's fingerprint",
+    ),
+    Option(
+        "--workers",
+        "LFBENCH_WORKERS",
+        "3",
+        "worker processes each sampled benchmark is timed in, one after another (bench/sampling.py)",
     ),
     Option(
         "--peak-tflops",

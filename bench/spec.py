@@ -40,6 +40,13 @@ class RunSpec:
     attention: str = "hf"
     peak_tflops: float | None = None
     threads: int | None = None
+    workers: int = 3
+
+    @property
+    def worker_threads(self) -> int:
+        """Sampled benchmarks compute with one thread unless told: with torch's default two on a
+        2-core CPU, per-process timings split into a fast and a slow mode by process."""
+        return self.threads or 1
 
     @property
     def peak_flops_per_s(self) -> float | None:
@@ -82,6 +89,7 @@ def build_spec(
     attention: str = "hf",
     peak_tflops: str | float | None = None,
     threads: str | int | None = None,
+    workers: str | int = 3,
 ) -> RunSpec:
     """Validate the options in the order a user would fix them, and load the data once."""
     torch_device = resolve_device(device)
@@ -116,6 +124,7 @@ def build_spec(
         attention=attention,
         peak_tflops=positive_float("--peak-tflops", peak_tflops),
         threads=positive_int("--threads", threads),
+        workers=positive_int("--workers", workers) or 3,
         config=config,
         train=reblock(splits["train"], length),
         eval=reblock(splits["eval"], length),

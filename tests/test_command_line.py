@@ -13,6 +13,7 @@ from bench.history import fingerprint_folder
 from fixtures import EMBEDDED_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
+SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
 
 
 def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -48,13 +49,13 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         "-m",
         "fast",
         "-k",
-        "train_step",
+        SMALL_CASE,
         "--model-dir",
         str(model_dir),
         "--benchmark-autosave",
         "--benchmark-storage",
         str(storage),
-        env={"LFBENCH_BATCH_SIZE": "8"},
+        env={"LFBENCH_WORKERS": "2"},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "configfile: pytest.ini" in result.stdout
@@ -68,6 +69,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     for key in (
         "cpu_model",
         "torch_threads",
+        "worker_threads",
         "torch",
         "cuda",
         "cudnn",
@@ -78,12 +80,15 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         "gpu_driver",
     ):
         assert key in info["longformer_bench"], key
-    steps = [b for b in run["benchmarks"] if b["name"].startswith("test_train_step")]
-    assert [b["extra_info"]["attention"] for b in steps] == ["hf", "blocked"]
-    for bench in steps:
-        assert bench["extra_info"]["batch_size"] == 8
-        assert bench["extra_info"]["tokens_per_s"] > 0
-        assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] == 10
+    (bench,) = run["benchmarks"]
+    extra = bench["extra_info"]
+    assert extra["implementation"] == "blocked" and extra["tokens_per_s"] > 0
+    assert (
+        extra["workers"] == 2 and extra["worker_threads"] == info["longformer_bench"]["worker_threads"] == 1
+    )
+    assert len(bench["stats"]["data"]) == bench["stats"]["rounds"] == 2 * extra["rounds_per_worker"]
+    for key in ("process_medians", "calibration_medians", "normalized_medians"):
+        assert len(extra[key]) == 2 and all(v > 0 for v in extra[key]), key
 
     (folder / "0002_truncated.json").write_text(saved.read_text()[:200])
     compare = subprocess.run(
@@ -94,5 +99,5 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     )
     output = compare.stdout + compare.stderr
     assert compare.returncode == 0, output
-    assert "test_train_step[hf]" in compare.stdout
+    assert "test_attention_step[w32-L512-b2-blocked-forward]" in compare.stdout
     assert "Failed to load" in output and "0002_truncated.json" in output

@@ -6,29 +6,30 @@ parameters. Inputs are random non-zero hidden states without padding (FlagPerf n
 
 from __future__ import annotations
 
-import pytest
-import torch
-from transformers import LongformerConfig
+import statistics
 
-from bench.attention import EXACT, layer_inputs, make_layer
+import pytest
+
+from bench.attention import EXACT
 from bench.metrics import (
     attention_layer_flops,
     counted_flops,
-    matmul_flops_per_s,
     peak_cuda_bytes,
     saved_bytes_for_backward,
 )
-from bench.timing import median_seconds, synchronized
+from bench.sampling import Job
+from bench.workloads import MATMUL_SIZE, attention_step
 
-ROUNDS, WARMUP_ROUNDS = 10, 2
+ROUNDS, WARMUP_ROUNDS = 3, 2  # per worker process
 # (window, seq_len, batch)
-FAST_CASES = [(32, 512, 2), (32, 2048, 2), (128, 512, 2), (128, 2048, 2)]
+FAST_CASES = [(32, 512, 2), (128, 2048, 2)]
 GPU_CASES = [(512, n, 1) for n in (512, 1024, 2048, 4096)] + [
     (128, 4096, 1),
     (256, 4096, 1),
     (512, 4096, 8),
 ]
 PASSES = ("forward", "forward_backward")
+BASE_DIMS = {"hidden": 768, "heads": 12}  # longformer-base's layer
 
 
 def case_id(case: tuple[int, int, int]) -> str:
@@ -36,51 +37,42 @@ def case_id(case: tuple[int, int, int]) -> str:
     return f"w{window}-L{seq_len}-b{batch}"
 
 
-def measure_layer(benchmark, run_spec, config, implementation, window, seq_len, batch, pass_) -> None:
-    """Time one layer of `config`'s dimensions (forward, or forward + backward); record what it did."""
-    device, precision = run_spec.device, run_spec.precision
-    if seq_len % window:
-        pytest.skip(f"seq_len {seq_len} is not a multiple of window {window}")
-    layer = make_layer(config, window, implementation, device, run_spec.seed)
-    x, kwargs = layer_inputs(batch, seq_len, config.hidden_size, device, run_spec.seed)
-    backward = pass_ == "forward_backward"
-    x.requires_grad_(backward)
-    upstream = torch.randn(batch, seq_len, config.hidden_size, device=device)
-
-    def step() -> None:
-        with precision.active(device):
-            out = layer(x, **kwargs)[0]
-        if backward:
-            layer.zero_grad(set_to_none=True)
-            x.grad = None
-            out.backward(upstream.to(out.dtype))
-
-    benchmark.pedantic(synchronized(step, device), rounds=ROUNDS, warmup_rounds=WARMUP_ROUNDS, iterations=1)
+def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
+    """Time one layer (forward, or forward + backward) in the worker processes; here, record what it
+    did: FLOPs by formula and counted, memory saved for backward (CPU) or peak memory (CUDA)."""
+    if params["seq_len"] % params["window"]:
+        pytest.skip(f"seq_len {params['seq_len']} is not a multiple of window {params['window']}")
+    sampled("attention_step", params, ROUNDS, WARMUP_ROUNDS)
     if benchmark.disabled:
         return
-    median = benchmark.stats.stats.median
-    useful = attention_layer_flops(
-        batch, seq_len, config.hidden_size, None if implementation == "dense" else window, backward
-    )
+    device = run_spec.device
+    work = attention_step(run_spec, **params)
+    median = statistics.median(benchmark.extra_info["process_medians"])
+    backward = params["passes"] == "forward_backward"
+    batch, seq_len, hidden = params["batch"], params["seq_len"], work.facts["hidden_size"]
+    dense = params["implementation"] == "dense"
+    useful = attention_layer_flops(batch, seq_len, hidden, None if dense else params["window"], backward)
     memory = (
-        {"peak_cuda_bytes": peak_cuda_bytes(step, device)}
+        {"peak_cuda_bytes": peak_cuda_bytes(work.step, device)}
         if device.type == "cuda"
-        else {"saved_bytes_for_backward": saved_bytes_for_backward(lambda: layer(x, **kwargs))}
+        else {"saved_bytes_for_backward": saved_bytes_for_backward(work.forward)}
     )
     benchmark.extra_info.update(
-        implementation=implementation,
-        passes=pass_,
-        batch_size=batch,
-        seq_len=seq_len,
-        window=window,
-        hidden_size=config.hidden_size,
-        heads=config.num_attention_heads,
-        dtype=precision.name,
+        **params,
+        **work.facts,
+        dtype=run_spec.precision.name,
         tokens_per_s=batch * seq_len / median,
         useful_flops=useful,
-        counted_flops=counted_flops(step) if implementation != "flex" else None,
+        counted_flops=counted_flops(work.step) if params["implementation"] != "flex" else None,
         achieved_flops_per_s=useful / median,
         **memory,
+    )
+
+
+def layer_params(implementation: str, case: tuple[int, int, int], pass_: str, **dims) -> dict:
+    window, seq_len, batch = case
+    return dict(
+        implementation=implementation, window=window, seq_len=seq_len, batch=batch, passes=pass_, **dims
     )
 
 
@@ -88,52 +80,44 @@ def measure_layer(benchmark, run_spec, config, implementation, window, seq_len, 
 @pytest.mark.parametrize("pass_", PASSES)
 @pytest.mark.parametrize("implementation", ["hf", "blocked", "dense"])
 @pytest.mark.parametrize("case", FAST_CASES, ids=case_id)
-def test_attention_step(benchmark, run_spec, implementation, case, pass_):
+def test_attention_step(sampled, benchmark, run_spec, implementation, case, pass_):
     benchmark.group = f"attention {case_id(case)} {pass_}"
-    measure_layer(benchmark, run_spec, run_spec.config, implementation, *case, pass_)
+    measure_layer(sampled, benchmark, run_spec, layer_params(implementation, case, pass_))
 
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("pass_", PASSES)
 @pytest.mark.parametrize("implementation", ["hf", "blocked", "flex", "dense"])
 @pytest.mark.parametrize("case", GPU_CASES, ids=case_id)
-def test_attention_step_gpu(benchmark, run_spec, implementation, case, pass_):
+def test_attention_step_gpu(sampled, benchmark, run_spec, implementation, case, pass_):
     if run_spec.device.type != "cuda":
         pytest.skip(f"gpu cases run on CUDA; the run's device is {run_spec.device}")
     benchmark.group = f"attention {case_id(case)} {pass_}"
-    measure_layer(benchmark, run_spec, run_spec.config, implementation, *case, pass_)
+    measure_layer(sampled, benchmark, run_spec, layer_params(implementation, case, pass_))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("faster", [impl for impl in EXACT if impl != "hf"])
-def test_attention_speedup_at_base_dims(benchmark, run_spec, faster):
+def test_attention_speedup_at_base_dims(sampled, benchmark, worker_pool, run_spec, faster):
     """longformer-base's layer (hidden 768, 12 heads, window 512, seq 4096, batch 1), forward+backward.
 
-    Times the faster implementation with pytest-benchmark and, in the same process, HF's layer and
-    a 2048^3 matmul at the run's dtype; records speedup over HF and the distance from the floor
-    (useful FLOPs / that matmul rate).
+    Times the faster implementation and, in the same worker processes, HF's layer and a 2048^3
+    matmul at the run's dtype; records speedup over HF and the distance from the floor (useful FLOPs
+    / that matmul rate).
     """
-    device = run_spec.device
-    if faster == "flex" and device.type != "cuda":
+    if faster == "flex" and run_spec.device.type != "cuda":
         pytest.skip("flex_attention has no backward on the CPU")
-    config = LongformerConfig(hidden_size=768, num_attention_heads=12, num_hidden_layers=1)
-    window, seq_len, batch = 512, 4096, 1
-    measure_layer(benchmark, run_spec, config, faster, window, seq_len, batch, "forward_backward")
+    case = (512, 4096, 1)
+    measure_layer(sampled, benchmark, run_spec, layer_params(faster, case, "forward_backward", **BASE_DIMS))
     if benchmark.disabled:
         return
-    hf = make_layer(config, window, "hf", device, run_spec.seed)
-    x, kwargs = layer_inputs(batch, seq_len, 768, device, run_spec.seed)
-    x.requires_grad_(True)
 
-    def hf_step() -> None:
-        with run_spec.precision.active(device):
-            out = hf(x, **kwargs)[0]
-        hf.zero_grad(set_to_none=True)
-        out.sum().backward()
+    def worker_median(workload: str, params: dict) -> float:
+        return statistics.median(s.median for s in worker_pool.sample(Job(workload, params, ROUNDS)))
 
-    hf_seconds = median_seconds(hf_step, device, rounds=5, warmup=1)
-    rate = matmul_flops_per_s(device, run_spec.precision)
-    median = benchmark.stats.stats.median
+    hf_seconds = worker_median("attention_step", layer_params("hf", case, "forward_backward", **BASE_DIMS))
+    rate = 2 * MATMUL_SIZE**3 / worker_median("matmul", {"size": MATMUL_SIZE})
+    median = statistics.median(benchmark.extra_info["process_medians"])
     floor = benchmark.extra_info["useful_flops"] / rate
     benchmark.extra_info.update(
         hf_seconds=hf_seconds,

@@ -77,7 +77,7 @@ def test_convergence(benchmark, pytestconfig, run_spec):
         patience=given.patience,
     )
     max_epochs = positive_int("--max-epochs", get("max_epochs")) or case.max_epochs
-    fingerprint = machine_fingerprint(spec.device, spec.precision.name)
+    fingerprint = machine_fingerprint(spec.device, spec.precision.name, spec.worker_threads)
     folder = Path(pytestconfig.rootpath) / "results" / "convergence"
     folder = folder / fingerprint_folder(fingerprint, fingerprint_id(fingerprint))
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,308 @@
+"""`python -m bench compare`: the latest saved run against a baseline, with a verdict per benchmark.
+
+Reads results/ alone (no torch import: it answers in about a second). For each benchmark the change
+is tested twice, on the raw per-process medians and on the machine-normalized ones (each over its
+own process's calibration time, bench/calibration.py). The raw test decides unless the machine
+itself changed speed between the runs (the calibration times differ significantly) or the runs come
+from different fingerprints (--force); then the normalized test decides. The table says which.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import BenchInputError
+from bench.history import read_runs
+from bench.stats import NO_CHANGE, REGRESSION, UNTESTABLE, Change, log_ratio_change, verdict
+
+
+@dataclass(frozen=True)
+class Run:
+    path: Path
+    saved: dict  # pytest-benchmark's JSON
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def fingerprint(self) -> dict:
+        return self.saved.get("machine_info", {}).get("longformer_bench", {})
+
+    @property
+    def digest(self) -> str | None:
+        return self.saved.get("machine_info", {}).get("fingerprint")
+
+    @property
+    def when(self) -> str:
+        return self.saved.get("datetime", "")
+
+    def benchmarks(self) -> dict[str, dict]:
+        return {b["fullname"]: b for b in self.saved["benchmarks"] if "fullname" in b}
+
+
+def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
+    """Every saved run under results/<fingerprint folder>/, oldest first; broken files skipped."""
+    if not results.is_dir():
+        raise BenchInputError(f"--results {results}: directory does not exist")
+    runs = [
+        Run(folder / name, saved)
+        for folder in sorted(p for p in results.iterdir() if p.is_dir())
+        for name, saved in read_runs(folder, warn)
+    ]
+    return sorted(runs, key=lambda run: (run.when, run.name))
+
+
+def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None) -> Run:
+    """A run by path, by file name, or by its number (`7` or `0007`), nearest the preferred folder."""
+    path = Path(wanted)
+    matches = [r for r in runs if path.exists() and r.path.resolve() == path.resolve()]
+    if not matches:
+        key = f"{int(wanted):04d}_" if wanted.isdigit() else wanted
+        matches = [r for r in runs if r.path.name.startswith(key) or r.name == wanted]
+    if len(matches) > 1 and prefer_folder is not None:
+        matches = [r for r in matches if r.path.parent == prefer_folder] or matches
+    if not matches:
+        raise BenchInputError(f"no saved run matches {wanted!r}")
+    if len(matches) > 1:
+        raise BenchInputError(
+            f"{wanted!r} matches {len(matches)} runs: " + ", ".join(r.name for r in matches)
+        )
+    return matches[0]
+
+
+def select(runs: list[Run], latest: str | None, baseline: str) -> tuple[list[Run], Run]:
+    """(baseline runs, latest run); baseline is `previous`, `last:N` (pooled) or a run's name."""
+    if not runs:
+        raise BenchInputError("no saved runs to compare; save some with `make bench`")
+    newest = find_run(runs, latest) if latest else runs[-1]
+    earlier = [
+        r
+        for r in runs
+        if r.path.parent == newest.path.parent and (r.when, r.name) < (newest.when, newest.name)
+    ]
+    if baseline == "previous" or baseline.startswith("last:"):
+        count = 1 if baseline == "previous" else _count(baseline)
+        if not earlier:
+            raise BenchInputError(
+                f"no run before {newest.name} in its fingerprint folder to compare with: run the benchmarks "
+                f"again, or name a baseline with --baseline"
+            )
+        return earlier[-count:], newest
+    chosen = find_run(runs, baseline, newest.path.parent)
+    if chosen.path == newest.path:
+        raise BenchInputError(f"--baseline {baseline}: that is the latest run itself")
+    return [chosen], newest
+
+
+def _count(baseline: str) -> int:
+    value = baseline.removeprefix("last:")
+    if not value.isdigit() or int(value) < 1:
+        raise BenchInputError(f"--baseline {baseline}: expected last:N with N a positive integer")
+    return int(value)
+
+
+def fingerprint_differences(a: dict, b: dict) -> list[str]:
+    return [
+        f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)
+    ]
+
+
+def check_fingerprints(baseline: list[Run], latest: Run, force: bool) -> bool:
+    """True when the stacks differ (and --force allows the comparison); raises when they differ without it."""
+    differing = [run for run in baseline if run.digest != latest.digest]
+    if not differing:
+        return False
+    if force:
+        return True
+    first = differing[0]
+    details = (
+        "; ".join(fingerprint_differences(first.fingerprint, latest.fingerprint)) or "no fingerprint recorded"
+    )
+    raise BenchInputError(
+        f"{first.name} and {latest.name} were measured on different stacks ({details}): their times are not "
+        f"comparable as they stand. Pass --force to compare them anyway; the machine-normalized scores then "
+        f"decide the verdicts."
+    )
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    baseline_seconds: float | None
+    latest_seconds: float | None
+    raw: Change | None
+    normalized: Change | None
+    calibration: Change | None
+    decided_by: str
+    verdict: str
+    note: str = ""
+
+
+def per_process(runs: list[Run], fullname: str, key: str) -> list[float]:
+    """The per-process values of one benchmark pooled over `runs` (empty when none were saved)."""
+    return [v for run in runs for v in run.benchmarks().get(fullname, {}).get("extra_info", {}).get(key, [])]
+
+
+def compare_benchmark(
+    fullname: str, baseline: list[Run], latest: Run, alpha: float, min_effect: float, stacks_differ: bool
+) -> Row:
+    base, new = (
+        per_process(baseline, fullname, "process_medians"),
+        per_process([latest], fullname, "process_medians"),
+    )
+    if not base or not new:
+        where = "the baseline" if not base else "the latest run"
+        return Row(
+            fullname, None, None, None, None, None, "-", UNTESTABLE, f"no per-process values in {where}"
+        )
+    confidence = 1.0 - alpha
+    raw = log_ratio_change(base, new, confidence)
+    normalized = log_ratio_change(
+        per_process(baseline, fullname, "normalized_medians"),
+        per_process([latest], fullname, "normalized_medians"),
+        confidence,
+    )
+    calibration = log_ratio_change(
+        per_process(baseline, fullname, "calibration_medians"),
+        per_process([latest], fullname, "calibration_medians"),
+        confidence,
+    )
+    machine_changed = verdict(calibration, alpha, min_effect) not in (NO_CHANGE, UNTESTABLE)
+    if stacks_differ or machine_changed:
+        decided_by, chosen = "normalized", normalized
+        note = (
+            "different stacks (--force)" if stacks_differ else f"calibration changed x{calibration.ratio:.3f}"
+        )
+    else:
+        decided_by, chosen, note = "raw", raw, ""
+    if chosen is None:
+        note = "needs 2+ worker processes on each side (--workers)"
+    return Row(
+        fullname,
+        statistics.median(base),
+        statistics.median(new),
+        raw,
+        normalized,
+        calibration,
+        decided_by,
+        verdict(chosen, alpha, min_effect),
+        note,
+    )
+
+
+def compare(
+    results: Path,
+    latest: str | None = None,
+    baseline: str = "previous",
+    alpha: float = 0.01,
+    min_effect: float = 0.02,
+    force: bool = False,
+    warn: Callable[[str], None] = print,
+) -> tuple[list[Run], Run, list[Row]]:
+    if not 0 < alpha < 1:
+        raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
+    if min_effect < 0:
+        raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
+    base_runs, new = select(load_runs(results, warn), latest, baseline)
+    stacks_differ = check_fingerprints(base_runs, new, force)
+    names = list(new.benchmarks()) + [
+        n for r in base_runs for n in r.benchmarks() if n not in new.benchmarks()
+    ]
+    rows = [
+        compare_benchmark(n, base_runs, new, alpha, min_effect, stacks_differ) for n in dict.fromkeys(names)
+    ]
+    return base_runs, new, rows
+
+
+def format_change(change: Change | None) -> str:
+    if change is None:
+        return "-"
+    return (
+        f"{(change.ratio - 1) * 100:+6.1f}% [{(change.low - 1) * 100:+.1f}, {(change.high - 1) * 100:+.1f}]"
+    )
+
+
+def format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
+
+
+def format_table(base_runs: list[Run], latest: Run, rows: list[Row], alpha: float, min_effect: float) -> str:
+    header = (
+        "benchmark",
+        "baseline",
+        "latest",
+        "raw change [CI]",
+        "normalized change [CI]",
+        "decided by",
+        "verdict",
+    )
+    lines = [
+        tuple(
+            [
+                row.benchmark.split("::")[-1],
+                format_seconds(row.baseline_seconds),
+                format_seconds(row.latest_seconds),
+                format_change(row.raw),
+                format_change(row.normalized),
+                row.decided_by,
+                row.verdict + (f" ({row.note})" if row.note else ""),
+            ]
+        )
+        for row in rows
+    ]
+    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
+    text = [
+        f"latest:   {latest.name}",
+        f"baseline: {', '.join(r.name for r in base_runs)}",
+        f"per-process medians, Welch's t-test on logs; {100 * (1 - alpha):g}% intervals; a verdict needs "
+        f"p < {alpha:g} and a change of at least {100 * min_effect:g}%",
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        *("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines),
+    ]
+    for run in (*base_runs, latest):
+        injected = {b.get("extra_info", {}).get("injected_slowdown") for b in run.saved["benchmarks"]} - {
+            None,
+            0,
+        }
+        if injected:
+            text.append(
+                f"note: {run.name} was a self-test run with an injected slowdown of {max(injected):.0%}"
+            )
+    counts = {v: sum(r.verdict == v for r in rows) for v in dict.fromkeys(r.verdict for r in rows)}
+    text.append("")
+    text.append(", ".join(f"{n} {v}" for v, n in counts.items()))
+    return "\n".join(text)
+
+
+def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
+    def change(c: Change | None) -> dict | None:
+        return None if c is None else c.__dict__
+
+    return json.dumps(
+        {
+            "latest": latest.name,
+            "baseline": [r.name for r in base_runs],
+            "benchmarks": [
+                {
+                    **row.__dict__,
+                    "raw": change(row.raw),
+                    "normalized": change(row.normalized),
+                    "calibration": change(row.calibration),
+                }
+                for row in rows
+            ],
+        },
+        indent=2,
+    )
+
+
+def any_regression(rows: list[Row]) -> bool:
+    return any(row.verdict == REGRESSION for row in rows)

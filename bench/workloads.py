@@ -1,0 +1,194 @@
+"""The measured work of each sampled benchmark, built from a RunSpec wherever it runs.
+
+A worker process (bench/sampling.py) builds a workload from its name and parameters, warms it up and
+times `step` round by round; with --benchmark-disable the test builds it in-process and runs it once.
+Building (model, inputs, optimizer) is never timed. Every process builds the same seeded work.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.attention import layer_inputs, make_layer, use_attention
+from bench.data import to_device
+from bench.distributed import World
+from bench.masking import MLMMasker
+from bench.model import build_model
+from bench.runner import Trainer
+from bench.spec import RunSpec
+from bench.train import (
+    device_batches,
+    epoch_order,
+    make_grad_scaler,
+    make_optimizer,
+    make_scheduler,
+    steps_per_epoch,
+    train_step,
+)
+
+SINGLE = World(1, 0, 0)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """CUDA: the most this process allocated on the device; CPU: the process's max resident set."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+@dataclass
+class Workload:
+    """`step` runs one round of the measured work and returns facts about it (or None).
+
+    `forward` (where there is one) runs the forward pass alone, for memory measurements.
+    """
+
+    step: Callable[[], object]
+    forward: Callable[[], torch.Tensor] | None = None
+    facts: dict = field(default_factory=dict)
+
+
+_initial_models: dict[int, torch.nn.Module] = {}
+
+
+def fresh_model(spec: RunSpec) -> torch.nn.Module:
+    """A copy of the run's initial model (loaded once per process), global RNG reseeded."""
+    key = id(spec)
+    if key not in _initial_models:
+        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
+        use_attention(model, spec.attention)
+        _initial_models.clear()
+        _initial_models[key] = model.to(spec.device)
+    model = copy.deepcopy(_initial_models[key])
+    model.train()
+    torch.manual_seed(spec.seed)
+    return model
+
+
+def attention_step(
+    spec: RunSpec,
+    implementation: str,
+    window: int,
+    seq_len: int,
+    batch: int,
+    passes: str,
+    hidden: int = 0,
+    heads: int = 0,
+) -> Workload:
+    """One self-attention layer of the model's dimensions (or `hidden`/`heads`), forward or
+    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads)."""
+    config = copy.deepcopy(spec.config)
+    if hidden:
+        config.hidden_size, config.num_attention_heads = hidden, heads
+    device, precision = spec.device, spec.precision
+    layer = make_layer(config, window, implementation, device, spec.seed)
+    x, kwargs = layer_inputs(batch, seq_len, config.hidden_size, device, spec.seed)
+    backward = passes == "forward_backward"
+    x.requires_grad_(backward)
+    upstream = torch.randn(batch, seq_len, config.hidden_size, device=device)
+
+    def forward() -> torch.Tensor:
+        with precision.active(device):
+            return layer(x, **kwargs)[0]
+
+    def step() -> None:
+        out = forward()
+        if backward:
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+            out.backward(upstream.to(out.dtype))
+
+    return Workload(step, forward, {"hidden_size": config.hidden_size, "heads": config.num_attention_heads})
+
+
+def training_step(spec: RunSpec, attention: str, rounds: int) -> Workload:
+    """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches, with
+    every self-attention layer swapped to `attention` (same weights, same function)."""
+    model = fresh_model(spec)
+    use_attention(model, attention)
+    train_set = to_device(spec.train, spec.device)
+    masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed)
+    order = epoch_order(train_set.n_samples, spec.seed, 0, SINGLE)
+    batches = list(
+        itertools.islice(device_batches(train_set, order, spec.batch_size, masker, SINGLE), rounds)
+    )
+    cycle = itertools.cycle(batches)
+    optimizer = make_optimizer(model)
+    scheduler = make_scheduler(optimizer, total_steps=rounds + 1)
+    scaler = make_grad_scaler(spec.precision, spec.device)
+
+    def step() -> dict:
+        loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
+        return {"loss": float(loss)}
+
+    return Workload(step, facts={"batch_size": batches[0].input_ids.shape[0]})
+
+
+EPOCH_WARMUP_STEPS = 2
+
+
+def epoch(spec: RunSpec, data_path: str, rounds: int) -> Workload:
+    """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
+    runs them; successive rounds are successive epochs of one run, after a few untimed steps."""
+    train_set, eval_set = to_device(spec.train, spec.device), to_device(spec.eval, spec.device)
+    steps = steps_per_epoch(train_set.n_samples, spec.batch_size, SINGLE)
+    trainer = Trainer(
+        spec,
+        SINGLE,
+        fresh_model(spec),
+        train_set,
+        eval_set,
+        steps * rounds + EPOCH_WARMUP_STEPS,
+        data_path=data_path,
+    )
+    trainer.warm_up(EPOCH_WARMUP_STEPS)
+    if spec.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(spec.device)
+    done = itertools.count()
+
+    def step() -> dict:
+        start = time.perf_counter()
+        record = trainer.epoch(next(done))
+        accuracy = trainer.evaluate().value
+        return {
+            "record": record,
+            "train_seconds": time.perf_counter() - start,
+            "accuracy": accuracy,
+            "peak_memory_bytes": peak_memory_bytes(spec.device),
+        }
+
+    return Workload(step)
+
+
+MATMUL_SIZE = 2048
+
+
+def matmul(spec: RunSpec, size: int) -> Workload:
+    """A square matmul at the run's precision: the rate a kernel's FLOPs are measured against."""
+    a = torch.randn(size, size, device=spec.device)
+    b = torch.randn(size, size, device=spec.device)
+
+    def step() -> None:
+        with spec.precision.active(spec.device):
+            a @ b
+
+    return Workload(step)
+
+
+BUILDERS: dict[str, Callable[..., Workload]] = {
+    "attention_step": attention_step,
+    "training_step": training_step,
+    "epoch": epoch,
+    "matmul": matmul,
+}
+
+
+def build(spec: RunSpec, name: str, params: dict) -> Workload:
+    return BUILDERS[name](spec, **params)
