@@ -15,9 +15,6 @@ from collections.abc import Callable
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
-from bench.device import Precision
-from bench.timing import median_seconds
-
 BACKWARD_FACTOR = 2  # a matmul's backward is two matmuls of the same size (input and weight grads)
 
 
@@ -78,20 +75,6 @@ def peak_cuda_bytes(fn: Callable[[], object], device: torch.device) -> int:
     fn()
     torch.cuda.synchronize(device)
     return torch.cuda.max_memory_allocated(device) - before
-
-
-def matmul_flops_per_s(
-    device: torch.device, precision: Precision, size: int = 2048, rounds: int = 5
-) -> float:
-    """Median matmul rate at `precision` on this device: the yardstick for how close a kernel gets."""
-    a = torch.randn(size, size, device=device)
-    b = torch.randn(size, size, device=device)
-
-    def matmul() -> None:
-        with precision.active(device):
-            a @ b
-
-    return 2 * size**3 / median_seconds(matmul, device, rounds=rounds, warmup=1)
 
 
 def throughputs(

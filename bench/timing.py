@@ -1,41 +1,10 @@
-"""Device-correct timing shared by every benchmark: the timed call ends only when the work has."""
+"""Timestamps inside a training step that stay correct on an asynchronous device."""
 
 from __future__ import annotations
 
-import statistics
 import time
-from collections.abc import Callable
 
 import torch
-
-from bench.device import synchronize
-
-
-def synchronized(fn: Callable[[], object], device: torch.device) -> Callable[[], None]:
-    """Wrap `fn` so it returns after the device finished its kernels (CUDA runs asynchronously)."""
-
-    def run() -> None:
-        fn()
-        synchronize(device)
-
-    return run
-
-
-def median_seconds(fn: Callable[[], object], device: torch.device, rounds: int, warmup: int) -> float:
-    """Median wall time of `fn` over `rounds` synchronized calls after `warmup` untimed ones.
-
-    For measurements a benchmark makes beside its pytest-benchmark timing (a reference to compare
-    against in the same run); pytest-benchmark times the benchmark itself.
-    """
-    run = synchronized(fn, device)
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class Marks:
