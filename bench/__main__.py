@@ -1,4 +1,4 @@
-"""`python -m bench train|prepare|report|compare|presets`: the harness without pytest (and under torchrun).
+"""`python -m bench train|prepare|report|compare|power|presets`: the harness without pytest.
 
 python -m bench train --epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 from bench.errors import BenchInputError
@@ -130,6 +131,47 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and any_regression(rows) else 0
 
 
+def power(args: argparse.Namespace) -> int:
+    from bench.history import replace_atomically
+    from bench.options import option_defaults
+    from bench.power import LEVELS, collect, fast_profile_job, format_detection, tables
+    from bench.spec import positive_int
+
+    runs = positive_int("--runs", args.runs)
+    workers = positive_int("--workers", args.workers)
+    if runs < 7:
+        raise BenchInputError(f"--runs {runs}: need at least 7 (3 for the history, 5 for a last:5 baseline)")
+    job = fast_profile_job()
+    started = time.perf_counter()
+
+    def progress(done: int) -> None:
+        print(
+            f"\r{done}/{runs} runs, {time.perf_counter() - started:.0f} s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    measured = collect(option_defaults(), job, runs, workers, 1, LEVELS, progress)
+    print(file=sys.stderr)
+    result = {
+        "job": job.describe(),
+        "workers": workers,
+        "rounds_per_worker": job.rounds,
+        "runs": runs,
+        "seconds": time.perf_counter() - started,
+        "alpha": args.alpha,
+        "min_effect": args.min_effect,
+        "tables": tables(measured, args.alpha, args.min_effect),
+        "values": [{str(level): v.__dict__ for level, v in run.items()} for run in measured],
+    }
+    for name, table in result["tables"].items():
+        print(f"baseline {name}:\n{format_detection(table)}\n")
+    if args.save:
+        replace_atomically(Path(args.save), json.dumps(result, indent=1).encode())
+    return 0
+
+
 def presets(_: argparse.Namespace) -> int:
     from bench.presets import PRESETS
 
@@ -192,6 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("--force", action="store_true", help="compare runs from different fingerprints")
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
     diff.set_defaults(handler=compare)
+    check = commands.add_parser("power", help="how often compare finds injected slowdowns (minutes)")
+    check.add_argument("--runs", default="40", help="runs, each with fresh worker processes (default 40)")
+    check.add_argument(
+        "--workers", default="3", help="worker processes per run (default 3, the fast profile's)"
+    )
+    check.add_argument("--alpha", type=float, default=0.01)
+    check.add_argument("--min-effect", type=float, default=0.02)
+    check.add_argument("--save", default=None, help="write tables and values to this JSON file")
+    check.set_defaults(handler=power)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args = parser.parse_args(argv)
     try:

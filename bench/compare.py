@@ -17,7 +17,17 @@ from pathlib import Path
 
 from bench.errors import BenchInputError
 from bench.history import read_runs
-from bench.stats import NO_CHANGE, REGRESSION, UNTESTABLE, Change, log_ratio_change, verdict
+from bench.stats import (
+    NO_CHANGE,
+    REGRESSION,
+    UNTESTABLE,
+    Change,
+    log_ratio_change,
+    run_change,
+    run_level,
+    run_to_run_sd,
+    verdict,
+)
 
 
 @dataclass(frozen=True)
@@ -143,49 +153,85 @@ class Row:
     note: str = ""
 
 
-def per_process(runs: list[Run], fullname: str, key: str) -> list[float]:
-    """The per-process values of one benchmark pooled over `runs` (empty when none were saved)."""
-    return [v for run in runs for v in run.benchmarks().get(fullname, {}).get("extra_info", {}).get(key, [])]
+@dataclass(frozen=True)
+class Values:
+    """One side of a comparison: per-process medians, their calibration times, and the ratios."""
+
+    process: list[float]
+    calibration: list[float]
+    normalized: list[float]
 
 
-def compare_benchmark(
-    fullname: str, baseline: list[Run], latest: Run, alpha: float, min_effect: float, stacks_differ: bool
+def values_of(run: Run, fullname: str) -> Values:
+    """One benchmark's per-process values in one run (empty lists where none were saved)."""
+    extra = run.benchmarks().get(fullname, {}).get("extra_info", {})
+    return Values(
+        *(
+            list(extra.get(key, []))
+            for key in ("process_medians", "calibration_medians", "normalized_medians")
+        )
+    )
+
+
+def pooled(runs: list[Values]) -> Values:
+    return Values(
+        *([v for run in runs for v in getattr(run, f)] for f in ("process", "calibration", "normalized"))
+    )
+
+
+def score_change(
+    score: str, base_runs: list[Values], new: Values, history: list[Values], confidence: float
+) -> tuple[Change | None, float | None]:
+    """The change of one score (raw `process` or `normalized`) and the run-to-run spread it was
+    tested against (None: not enough history, so the process-to-process spread was used)."""
+    levels = [run_level(getattr(h, score)) for h in history if getattr(h, score)]
+    sd = run_to_run_sd(levels)
+    if sd is not None:
+        runs = [getattr(b, score) for b in base_runs if getattr(b, score)]
+        return run_change(runs, getattr(new, score), sd, len(levels), confidence), sd
+    return log_ratio_change(getattr(pooled(base_runs), score), getattr(new, score), confidence), None
+
+
+def judge(
+    name: str,
+    base_runs: list[Values],
+    new: Values,
+    history: list[Values],
+    alpha: float,
+    min_effect: float,
+    stacks_differ: bool = False,
 ) -> Row:
-    base, new = (
-        per_process(baseline, fullname, "process_medians"),
-        per_process([latest], fullname, "process_medians"),
-    )
-    if not base or not new:
-        where = "the baseline" if not base else "the latest run"
-        return Row(
-            fullname, None, None, None, None, None, "-", UNTESTABLE, f"no per-process values in {where}"
-        )
+    """Test the raw and the normalized change; say which decided and why.
+
+    With 3+ earlier runs of this benchmark each score is tested against its run-to-run spread, and
+    the steadier score decides. Before that the tests know only the spread between processes, and
+    the raw score decides unless the calibration says the machine itself changed speed. Runs from
+    different stacks (--force) are judged on the normalized score.
+    """
+    base = pooled(base_runs)
+    if not base.process or not new.process:
+        where = "the baseline" if not base.process else "the latest run"
+        return Row(name, None, None, None, None, None, "-", UNTESTABLE, f"no per-process values in {where}")
     confidence = 1.0 - alpha
-    raw = log_ratio_change(base, new, confidence)
-    normalized = log_ratio_change(
-        per_process(baseline, fullname, "normalized_medians"),
-        per_process([latest], fullname, "normalized_medians"),
-        confidence,
-    )
-    calibration = log_ratio_change(
-        per_process(baseline, fullname, "calibration_medians"),
-        per_process([latest], fullname, "calibration_medians"),
-        confidence,
-    )
-    machine_changed = verdict(calibration, alpha, min_effect) not in (NO_CHANGE, UNTESTABLE)
-    if stacks_differ or machine_changed:
-        decided_by, chosen = "normalized", normalized
-        note = (
-            "different stacks (--force)" if stacks_differ else f"calibration changed x{calibration.ratio:.3f}"
-        )
+    raw, raw_sd = score_change("process", base_runs, new, history, confidence)
+    normalized, normalized_sd = score_change("normalized", base_runs, new, history, confidence)
+    calibration = log_ratio_change(base.calibration, new.calibration, confidence)
+    if stacks_differ:
+        decided_by, note = "normalized", "different stacks (--force)"
+    elif raw_sd is not None and normalized_sd is not None:
+        decided_by = "raw" if raw_sd <= normalized_sd else "normalized"
+        note = f"run-to-run spread raw {raw_sd:.1%}, normalized {normalized_sd:.1%}"
+    elif verdict(calibration, alpha, min_effect) not in (NO_CHANGE, UNTESTABLE):
+        decided_by, note = "normalized", f"calibration changed x{calibration.ratio:.3f}; process spread only"
     else:
-        decided_by, chosen, note = "raw", raw, ""
+        decided_by, note = "raw", "process spread only (under 3 earlier runs)"
+    chosen = raw if decided_by == "raw" else normalized
     if chosen is None:
         note = "needs 2+ worker processes on each side (--workers)"
     return Row(
-        fullname,
-        statistics.median(base),
-        statistics.median(new),
+        name,
+        statistics.median(base.process),
+        statistics.median(new.process),
         raw,
         normalized,
         calibration,
@@ -193,6 +239,9 @@ def compare_benchmark(
         verdict(chosen, alpha, min_effect),
         note,
     )
+
+
+HISTORY_RUNS = 20  # earlier runs the run-to-run spread is measured over
 
 
 def compare(
@@ -208,13 +257,27 @@ def compare(
         raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
     if min_effect < 0:
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
-    base_runs, new = select(load_runs(results, warn), latest, baseline)
+    runs = load_runs(results, warn)
+    base_runs, new = select(runs, latest, baseline)
     stacks_differ = check_fingerprints(base_runs, new, force)
+    history = [
+        r for r in runs if r.path.parent == new.path.parent and (r.when, r.name) < (new.when, new.name)
+    ]
+    history = history[-HISTORY_RUNS:]
     names = list(new.benchmarks()) + [
         n for r in base_runs for n in r.benchmarks() if n not in new.benchmarks()
     ]
     rows = [
-        compare_benchmark(n, base_runs, new, alpha, min_effect, stacks_differ) for n in dict.fromkeys(names)
+        judge(
+            n,
+            [values_of(r, n) for r in base_runs],
+            values_of(new, n),
+            [values_of(r, n) for r in history],
+            alpha,
+            min_effect,
+            stacks_differ,
+        )
+        for n in dict.fromkeys(names)
     ]
     return base_runs, new, rows
 

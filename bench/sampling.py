@@ -49,16 +49,25 @@ class Job:
 
 @dataclass
 class ProcessSample:
-    """One worker process's timings of one benchmark."""
+    """One worker process's timings of one benchmark: its rounds and the calibration rounds beside them."""
 
     pid: int
-    seconds: list[float]
-    calibration_seconds: float
+    seconds: list[float] = field(default_factory=list)
+    calibration: list[float] = field(default_factory=list)
     info: list = field(default_factory=list)
 
     @property
     def median(self) -> float:
         return statistics.median(self.seconds)
+
+    @property
+    def calibration_median(self) -> float:
+        return statistics.median(self.calibration)
+
+    @property
+    def normalized_median(self) -> float:
+        """Median of each round over the calibration round right after it (same machine state)."""
+        return statistics.median(s / c for s, c in zip(self.seconds, self.calibration, strict=True))
 
 
 class WorkerFailed(RuntimeError):
@@ -72,43 +81,56 @@ def spin(seconds: float) -> None:
         pass
 
 
-def run_job(spec, job: Job) -> ProcessSample:
-    """Build the workload, warm it up, then time `job.rounds` synchronized rounds, each followed by
-    one round of the calibration workload (so both see the machine as it was at that moment)."""
-    from bench.calibration import Calibration
-    from bench.device import synchronize
-    from bench.workloads import build
+class TimedJob:
+    """A job inside a worker: built and warmed up once, then timed one round at a time."""
 
-    workload = build(spec, job.workload, job.params)
-    calibration = Calibration(spec.device)
-    for _ in range(job.warmup):
-        workload.step()
-        calibration.seconds()
-    synchronize(spec.device)
-    seconds, calibration_seconds, info = [], [], []
-    for _ in range(job.rounds):
+    def __init__(self, spec, job: Job) -> None:
+        from bench.calibration import Calibration
+        from bench.workloads import build
+
+        self.device, self.slowdown = spec.device, job.slowdown
+        self.workload = build(spec, job.workload, job.params)
+        self.calibration = Calibration(spec.device)
+        for _ in range(job.warmup):
+            self.workload.step()
+            self.calibration.seconds()
+
+    def round(self) -> tuple[float, float, object]:
+        """(seconds of one synchronized round, seconds of one calibration round right after, facts)."""
+        from bench.device import synchronize
+
+        synchronize(self.device)
         start = time.perf_counter()
-        facts = workload.step()
-        synchronize(spec.device)
-        if job.slowdown:
-            spin(job.slowdown * (time.perf_counter() - start))
-        seconds.append(time.perf_counter() - start)
-        info.append(facts)
-        calibration_seconds.append(calibration.seconds())
-    return ProcessSample(os.getpid(), seconds, statistics.median(calibration_seconds), info)
+        facts = self.workload.step()
+        synchronize(self.device)
+        if self.slowdown:
+            spin(self.slowdown * (time.perf_counter() - start))
+        seconds = time.perf_counter() - start
+        return seconds, self.calibration.seconds(), facts
 
 
 def worker_main(conn: Connection, options: dict, threads: int) -> None:
-    """A worker's life: build the run spec once, then run jobs until told to stop (None)."""
+    """A worker's life: build the run spec once, then answer start/round/finish until told to stop."""
     from bench.device import use_threads
     from bench.spec import build_spec
 
     use_threads(threads)
     spec = build_spec(**options)
-    while (job := conn.recv()) is not None:
+    timed: TimedJob | None = None
+    while (message := conn.recv()) is not None:
+        command, job = message
         try:
-            conn.send(run_job(spec, job))
+            if command == "start":
+                timed = None  # free the previous job's memory first
+                timed = TimedJob(spec, job)
+                conn.send(os.getpid())
+            elif command == "round":
+                conn.send(timed.round())
+            else:  # finish
+                timed = None
+                conn.send(os.getpid())
         except Exception:
+            timed = None
             conn.send(
                 WorkerFailed(f"{job.describe()} failed in worker {os.getpid()}:\n{traceback.format_exc()}")
             )
@@ -124,11 +146,18 @@ def start_server() -> multiprocessing.context.BaseContext:
 
 
 class WorkerPool:
-    """N worker processes that run each job one after another, never two at once."""
+    """N worker processes; one of them computes at any moment, never two.
 
-    def __init__(self, options: dict, workers: int, threads: int) -> None:
+    `interleave` (the CPU default) starts the job in every worker and then times round 1 in each,
+    round 2 in each, and so on, so every process's rounds span the whole benchmark's time: a machine
+    that changes speed for a few seconds then affects all processes alike instead of a few of them
+    entirely. On a GPU, where N copies of the work might not fit, each worker runs all its rounds in
+    turn.
+    """
+
+    def __init__(self, options: dict, workers: int, threads: int, interleave: bool = True) -> None:
         context = start_server()
-        self.size, self.threads = workers, threads
+        self.size, self.threads, self.interleave = workers, threads, interleave
         self.workers: list[tuple[multiprocessing.Process, Connection]] = []
         for _ in range(workers):
             ours, theirs = context.Pipe()
@@ -138,21 +167,36 @@ class WorkerPool:
             theirs.close()
             self.workers.append((process, ours))
 
+    def ask(self, index: int, command: str, job: Job):
+        process, conn = self.workers[index]
+        conn.send((command, job))
+        try:
+            answer = conn.recv()
+        except (EOFError, OSError):
+            process.join(timeout=5)
+            raise WorkerFailed(
+                f"{job.describe()}: worker {process.pid} died (exit code {process.exitcode})"
+            ) from None
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     def sample(self, job: Job) -> list[ProcessSample]:
-        """The job in every worker, in turn; the first failure stops the benchmark with its cause."""
-        samples = []
-        for process, conn in self.workers:
-            conn.send(job)
-            try:
-                result = conn.recv()
-            except (EOFError, OSError):
-                process.join(timeout=5)
-                raise WorkerFailed(
-                    f"{job.describe()}: worker {process.pid} died (exit code {process.exitcode})"
-                ) from None
-            if isinstance(result, Exception):
-                raise result
-            samples.append(result)
+        """The job's rounds in every worker; the first failure stops the benchmark with its cause."""
+        indices = range(len(self.workers))
+        samples: list[ProcessSample] = []
+        batches = [list(indices)] if self.interleave else [[i] for i in indices]
+        for batch in batches:
+            started = {i: ProcessSample(self.ask(i, "start", job)) for i in batch}
+            for _ in range(job.rounds):
+                for i, sample in started.items():
+                    seconds, calibration, facts = self.ask(i, "round", job)
+                    sample.seconds.append(seconds)
+                    sample.calibration.append(calibration)
+                    sample.info.append(facts)
+            for i in batch:
+                self.ask(i, "finish", job)
+            samples.extend(started.values())
         return samples
 
     def close(self) -> None:
@@ -173,16 +217,17 @@ class WorkerPool:
 
 
 def summary(samples: list[ProcessSample], job: Job, threads: int) -> dict:
-    """What a saved result keeps about its sampling: per-process values, raw and normalized."""
-    medians = [s.median for s in samples]
-    calibration = [s.calibration_seconds for s in samples]
+    """What a saved result keeps about its sampling: every round and calibration round by process,
+    and per process the medians, raw and normalized (the values the comparison tests)."""
     return {
         "workers": len(samples),
         "rounds_per_worker": job.rounds,
         "warmup_rounds_per_worker": job.warmup,
         "worker_threads": threads,
-        "process_medians": medians,
-        "calibration_medians": calibration,
-        "normalized_medians": [m / c for m, c in zip(medians, calibration, strict=True)],
+        "process_rounds": [s.seconds for s in samples],
+        "calibration_rounds": [s.calibration for s in samples],
+        "process_medians": [s.median for s in samples],
+        "calibration_medians": [s.calibration_median for s in samples],
+        "normalized_medians": [s.normalized_median for s in samples],
         "injected_slowdown": job.slowdown,
     }

@@ -1,14 +1,18 @@
 """The statistics behind a verdict, in the standard library alone (compare must answer in a second).
 
 A run's sample for one benchmark is its per-process medians (bench/sampling.py): rounds within a
-process are not independent, processes are. Two runs are compared by Welch's t-test on the logs of
-those values, so the change is a ratio with a confidence interval, robust to unequal spreads, and
-its significance rests on the variation between processes. A verdict also needs the change to be
-at least a minimum effect, so a tiny but consistent shift does not page anyone.
+process are not independent, processes are more nearly so. But runs differ by more than their
+processes do when the machine's speed drifts between runs (on a shared 2-core VM it does, by up to
+1.5x in episodes of seconds), so once the history holds a few runs the change is tested against the
+run-to-run spread measured there (`run_change`); before that, Welch's t-test on the logs of the
+per-process values (`log_ratio_change`), which knows only the process-to-process spread. Either way
+the change is a ratio with a confidence interval, and a verdict also needs it to be at least a
+minimum effect.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from dataclasses import dataclass
@@ -98,6 +102,37 @@ def log_ratio_change(baseline: list[float], candidate: list[float], confidence: 
     p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df))
     return Change(
         math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, len(baseline), len(candidate)
+    )
+
+
+def run_level(values: list[float]) -> float:
+    """One run's level for a benchmark: the mean log of its per-process values."""
+    return statistics.fmean(math.log(v) for v in values)
+
+
+def run_to_run_sd(levels: list[float]) -> float | None:
+    """Spread of run levels from successive differences (von Neumann), so that a step change in
+    the history (a real regression long ago) inflates it once, not for every run; None below 3 runs."""
+    if len(levels) < 3:
+        return None
+    steps = [(b - a) ** 2 for a, b in itertools.pairwise(levels)]
+    return math.sqrt(statistics.fmean(steps) / 2.0)
+
+
+def run_change(
+    baseline_runs: list[list[float]], candidate: list[float], sd: float, history: int, confidence: float
+) -> Change:
+    """The candidate run's level against the mean of the baseline runs' levels, when runs vary by
+    `sd` (estimated from `history` earlier runs): a prediction interval for one more run."""
+    levels = [run_level(run) for run in baseline_runs]
+    diff = run_level(candidate) - statistics.fmean(levels)
+    se = sd * math.sqrt(1.0 + 1.0 / len(levels))
+    df = max(history - 1, 1)
+    half = t_quantile(0.5 + confidence / 2, df) * se
+    p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df)) if se > 0 else float(diff == 0.0)
+    n_base = sum(len(run) for run in baseline_runs)
+    return Change(
+        math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, n_base, len(candidate)
     )
 
 

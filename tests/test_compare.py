@@ -1,0 +1,206 @@
+"""`python -m bench compare` on histories written here: run selection, fingerprints, verdicts, exits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import main
+from bench.compare import compare, load_runs, select
+from bench.errors import BenchInputError
+from bench.stats import NO_CHANGE, REGRESSION, UNTESTABLE
+
+FINGERPRINT = {
+    "device": "cpu",
+    "cpu_model": "Test CPU",
+    "torch_threads": 2,
+    "worker_threads": 1,
+    "torch": "2.13.0",
+}
+BENCH = "bench/benchmarks/test_attention_step.py::test_attention_step[w32-L512-b2-hf-forward]"
+OTHER = "bench/benchmarks/test_epoch_throughput.py::test_epoch_throughput"
+BASE = [0.0100, 0.0102, 0.0099]
+CALIBRATION = [0.0050, 0.0051, 0.0050]
+
+
+def save_run(
+    folder: Path,
+    number: int,
+    scale: float = 1.0,
+    digest: str = "aaaa",
+    machine: dict | None = None,
+    calibration_scale: float = 1.0,
+    extra: dict | None = None,
+) -> Path:
+    """A saved run as pytest-benchmark writes it, with the per-process values the sampler keeps."""
+    folder.mkdir(parents=True, exist_ok=True)
+    process = [v * scale for v in BASE]
+    calibration = [v * calibration_scale for v in CALIBRATION]
+    benchmarks = [
+        {
+            "fullname": name,
+            "name": name.split("::")[-1],
+            "extra_info": {
+                "process_medians": process,
+                "calibration_medians": calibration,
+                "normalized_medians": [p / c for p, c in zip(process, calibration, strict=True)],
+                **(extra or {}),
+            },
+        }
+        for name in (BENCH, OTHER)
+    ]
+    path = folder / f"{number:04d}_run.json"
+    path.write_text(
+        json.dumps(
+            {
+                "machine_info": {"fingerprint": digest, "longformer_bench": machine or FINGERPRINT},
+                "datetime": f"2026-11-28T10:{number:02d}:00",
+                "benchmarks": benchmarks,
+            }
+        )
+    )
+    return path
+
+
+def verdicts(results: Path, **options) -> dict[str, str]:
+    _, _, rows = compare(results, warn=lambda message: None, **options)
+    return {row.benchmark: row.verdict for row in rows}
+
+
+def test_same_values_are_no_change_and_a_25_percent_slowdown_a_regression(tmp_path):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2)
+    assert set(verdicts(tmp_path).values()) == {NO_CHANGE}
+    save_run(folder, 3, scale=1.25)
+    assert set(verdicts(tmp_path).values()) == {REGRESSION}
+
+
+def test_fail_on_regression_sets_the_exit_code(tmp_path, capsys):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2, scale=1.25)
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    assert main(["compare", "--results", str(tmp_path), "--fail-on-regression"]) == 1
+    table = capsys.readouterr().out
+    assert "test_attention_step[w32-L512-b2-hf-forward]" in table and "regression" in table
+    assert "+25.0%" in table
+
+
+def test_baseline_previous_last_n_and_named(tmp_path):
+    folder = tmp_path / "cpu-a"
+    for n in range(1, 6):
+        save_run(folder, n)
+    runs = load_runs(tmp_path, print)
+    base, latest = select(runs, None, "previous")
+    assert latest.path.name == "0005_run.json" and [r.path.name for r in base] == ["0004_run.json"]
+    base, _ = select(runs, None, "last:3")
+    assert [r.path.name for r in base] == ["0002_run.json", "0003_run.json", "0004_run.json"]
+    base, _ = select(runs, None, "2")
+    assert [r.path.name for r in base] == ["0002_run.json"]
+    base, latest = select(runs, "3", "previous")
+    assert latest.path.name == "0003_run.json" and base[0].path.name == "0002_run.json"
+
+
+@pytest.mark.parametrize(
+    ("baseline", "message"),
+    [
+        ("last:0", "expected last:N with N a positive integer"),
+        ("last:x", "expected last:N with N a positive integer"),
+        ("9", "no saved run matches '9'"),
+        ("2", "that is the latest run itself"),
+    ],
+)
+def test_bad_baselines_are_named(tmp_path, baseline, message):
+    save_run(tmp_path / "cpu-a", 1)
+    save_run(tmp_path / "cpu-a", 2)
+    with pytest.raises(BenchInputError, match=message):
+        select(load_runs(tmp_path, print), None, baseline)
+
+
+def test_a_first_run_has_nothing_to_compare_with(tmp_path, capsys):
+    save_run(tmp_path / "cpu-a", 1)
+    assert main(["compare", "--results", str(tmp_path)]) == 2
+    assert "no run before cpu-a/0001_run.json in its fingerprint folder" in capsys.readouterr().err
+
+
+def test_different_fingerprints_are_refused_unless_forced(tmp_path, capsys):
+    save_run(tmp_path / "cpu-a", 1)
+    other = {**FINGERPRINT, "torch_threads": 16}
+    save_run(tmp_path / "cpu-b", 2, digest="bbbb", machine=other, scale=2.0, calibration_scale=2.0)
+    assert main(["compare", "--results", str(tmp_path), "--baseline", "cpu-a/0001_run.json"]) == 2
+    err = capsys.readouterr().err
+    assert "were measured on different stacks (torch_threads 2 vs 16)" in err and "--force" in err
+    _, _, rows = compare(tmp_path, baseline="cpu-a/0001_run.json", force=True, warn=print)
+    # twice the time on a machine that is twice as slow: the normalized score decides, and sees no change
+    assert {row.decided_by for row in rows} == {"normalized"}
+    assert {row.verdict for row in rows} == {NO_CHANGE}
+
+
+def test_a_slower_machine_is_judged_on_the_normalized_score(tmp_path):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2, scale=1.3, calibration_scale=1.3)  # everything 30% slower, calibration too
+    _, _, rows = compare(tmp_path, warn=print)
+    assert {row.decided_by for row in rows} == {"normalized"}
+    assert {row.verdict for row in rows} == {NO_CHANGE}
+    assert all("calibration changed" in row.note for row in rows)
+
+
+def test_with_history_the_run_to_run_spread_decides(tmp_path):
+    """Runs that wander by ~10% from run to run: a 10% change is within that, a doubling is not."""
+    folder = tmp_path / "cpu-a"
+    for n, scale in enumerate([1.0, 1.1, 0.95, 1.05, 1.0, 0.92], start=1):
+        save_run(folder, n, scale=scale)
+    save_run(folder, 7, scale=1.1)
+    _, _, rows = compare(tmp_path, warn=print)
+    assert {row.verdict for row in rows} == {NO_CHANGE}
+    assert all("run-to-run spread" in row.note for row in rows)
+    save_run(folder, 8, scale=2.0)
+    assert set(verdicts(tmp_path).values()) == {REGRESSION}
+
+
+def test_benchmarks_without_per_process_values_cannot_be_judged(tmp_path):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    path = save_run(folder, 2)
+    saved = json.loads(path.read_text())
+    saved["benchmarks"][0]["extra_info"] = {}  # saved with --benchmark-disable, or before sampling
+    path.write_text(json.dumps(saved))
+    assert verdicts(tmp_path)[BENCH] == UNTESTABLE
+
+
+def test_a_truncated_run_is_skipped_with_its_name(tmp_path):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2)
+    (folder / "0003_run.json").write_text('{"benchmarks": [')
+    warnings = []
+    _, latest, _ = compare(tmp_path, warn=warnings.append)
+    assert latest.path.name == "0002_run.json"
+    assert len(warnings) == 1 and "0003_run.json" in warnings[0]
+
+
+def test_injected_runs_are_labelled(tmp_path, capsys):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2, scale=1.25, extra={"injected_slowdown": 0.25})
+    main(["compare", "--results", str(tmp_path)])
+    assert "was a self-test run with an injected slowdown of 25%" in capsys.readouterr().out
+
+
+def test_compare_does_not_import_torch(tmp_path):
+    save_run(tmp_path / "cpu-a", 1)
+    save_run(tmp_path / "cpu-a", 2)
+    code = (
+        "import sys; from bench.__main__ import main; "
+        f"code = main(['compare', '--results', {str(tmp_path)!r}, '--json']); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["latest"] == "cpu-a/0002_run.json"

@@ -1,0 +1,111 @@
+"""The statistics behind verdicts: t distribution, interval and p-value, run-to-run spread, verdict."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+
+from bench.stats import (
+    IMPROVEMENT,
+    NO_CHANGE,
+    REGRESSION,
+    UNTESTABLE,
+    Change,
+    log_ratio_change,
+    run_change,
+    run_to_run_sd,
+    t_cdf,
+    t_quantile,
+    verdict,
+)
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "table"),  # Student's t table
+    [(0.975, 1, 12.706), (0.975, 4, 2.776), (0.995, 8, 3.355), (0.95, 30, 1.697), (0.995, 3, 5.841)],
+)
+def test_t_quantile_matches_the_table(p, df, table):
+    assert t_quantile(p, df) == pytest.approx(table, abs=1e-3)
+
+
+def test_t_cdf_is_symmetric_and_monotone():
+    assert t_cdf(0.0, 5) == pytest.approx(0.5)
+    for t in (0.3, 1.0, 2.5):
+        assert t_cdf(-t, 7) == pytest.approx(1 - t_cdf(t, 7))
+    assert t_cdf(1.0, 3) < t_cdf(1.1, 3)
+
+
+def test_log_ratio_change_recovers_a_known_ratio():
+    baseline = [1.00, 1.02, 0.99, 1.01]
+    change = log_ratio_change(baseline, [1.25 * v for v in baseline], confidence=0.99)
+    assert change.ratio == pytest.approx(1.25)
+    assert change.low < 1.25 < change.high and change.low > 1.0
+    assert change.p_value < 1e-4
+
+
+def test_log_ratio_change_needs_two_values_per_side():
+    assert log_ratio_change([1.0], [1.0, 1.1], 0.99) is None
+    assert log_ratio_change([1.0, 1.1], [1.2], 0.99) is None
+
+
+def test_identical_samples_show_no_change_and_exact_ones_a_sure_change():
+    same = log_ratio_change([2.0, 2.0], [2.0, 2.0], 0.99)
+    assert same.ratio == 1.0 and same.p_value == 1.0
+    doubled = log_ratio_change([2.0, 2.0], [4.0, 4.0], 0.99)
+    assert doubled.ratio == 2.0 and doubled.p_value == 0.0
+
+
+def test_false_alarm_rate_of_the_test_is_its_alpha():
+    """Under the null (same distribution), p < 0.01 about 1% of the time: the test is calibrated."""
+    rng = random.Random(1)
+    trials = 4000
+    alarms = sum(
+        log_ratio_change(
+            [math.exp(rng.gauss(0, 0.03)) for _ in range(3)],
+            [math.exp(rng.gauss(0, 0.03)) for _ in range(3)],
+            0.99,
+        ).p_value
+        < 0.01
+        for _ in range(trials)
+    )
+    assert alarms / trials == pytest.approx(0.01, abs=0.006)
+
+
+def change(ratio: float, p_value: float) -> Change:
+    return Change(ratio, ratio * 0.9, ratio * 1.1, p_value, 3, 3)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "p_value", "expected"),
+    [
+        (1.25, 0.001, REGRESSION),
+        (1.25, 0.2, NO_CHANGE),  # large but not significant
+        (1.01, 0.001, NO_CHANGE),  # significant but under the 2% minimum effect
+        (0.8, 0.001, IMPROVEMENT),
+        (1 / 1.01, 0.001, NO_CHANGE),
+    ],
+)
+def test_verdict_needs_significance_and_a_minimum_effect(ratio, p_value, expected):
+    assert verdict(change(ratio, p_value), alpha=0.01, min_effect=0.02) == expected
+
+
+def test_verdict_without_a_test_says_so():
+    assert verdict(None, 0.01, 0.02) == UNTESTABLE
+
+
+def test_run_to_run_spread_needs_three_runs_and_counts_a_step_once():
+    assert run_to_run_sd([0.0, 0.1]) is None
+    steady = run_to_run_sd([0.0, 0.02, 0.0, 0.02, 0.0, 0.02])
+    assert steady == pytest.approx(0.02 / math.sqrt(2))
+    step = run_to_run_sd([0.0, 0.0, 0.0, 0.3, 0.3, 0.3])  # one regression long ago
+    assert step == pytest.approx(math.sqrt(0.09 / 5 / 2))
+
+
+def test_run_change_tests_against_the_run_to_run_spread():
+    base = [[1.0, 1.01, 0.99]]
+    near = run_change(base, [1.03, 1.04, 1.02], sd=0.05, history=10, confidence=0.99)
+    assert near.ratio == pytest.approx(1.03, abs=1e-3) and near.p_value > 0.01
+    far = run_change(base, [1.5, 1.51, 1.49], sd=0.05, history=10, confidence=0.99)
+    assert far.p_value < 0.01 and far.low > 1.0
