@@ -18,7 +18,6 @@ from pathlib import Path
 from bench.errors import BenchInputError
 from bench.history import read_runs
 from bench.stats import (
-    NO_CHANGE,
     REGRESSION,
     UNTESTABLE,
     Change,
@@ -181,15 +180,17 @@ def pooled(runs: list[Values]) -> Values:
 
 def score_change(
     score: str, base_runs: list[Values], new: Values, history: list[Values], confidence: float
-) -> tuple[Change | None, float | None]:
-    """The change of one score (raw `process` or `normalized`) and the run-to-run spread it was
-    tested against (None: not enough history, so the process-to-process spread was used)."""
+) -> tuple[Change | None, float | None, bool]:
+    """The change of one score (raw `process` or `normalized`), the spread it was tested against
+    (as a fraction), and whether that spread is run-to-run (from 3+ earlier runs) rather than
+    only process-to-process."""
     levels = [run_level(getattr(h, score)) for h in history if getattr(h, score)]
     sd = run_to_run_sd(levels)
     if sd is not None:
         runs = [getattr(b, score) for b in base_runs if getattr(b, score)]
-        return run_change(runs, getattr(new, score), sd, len(levels), confidence), sd
-    return log_ratio_change(getattr(pooled(base_runs), score), getattr(new, score), confidence), None
+        return run_change(runs, getattr(new, score), sd, len(levels), confidence), sd, True
+    change = log_ratio_change(getattr(pooled(base_runs), score), getattr(new, score), confidence)
+    return change, None if change is None else change.se, False
 
 
 def judge(
@@ -201,33 +202,42 @@ def judge(
     min_effect: float,
     stacks_differ: bool = False,
 ) -> Row:
-    """Test the raw and the normalized change; say which decided and why.
+    """Test the raw and the normalized change; the steadier score decides, and the row says which.
 
-    With 3+ earlier runs of this benchmark each score is tested against its run-to-run spread, and
-    the steadier score decides. Before that the tests know only the spread between processes, and
-    the raw score decides unless the calibration says the machine itself changed speed. Runs from
-    different stacks (--force) are judged on the normalized score.
+    With 3+ earlier runs of this benchmark each score is tested against its run-to-run spread there,
+    and the steadier one decides. Before that the only spread at hand is the one between processes,
+    which says nothing of how far the machine drifts between runs, so the score built to cancel that
+    drift (normalized) decides; so it does for runs from different stacks (--force).
     """
     base = pooled(base_runs)
     if not base.process or not new.process:
         where = "the baseline" if not base.process else "the latest run"
         return Row(name, None, None, None, None, None, "-", UNTESTABLE, f"no per-process values in {where}")
     confidence = 1.0 - alpha
-    raw, raw_sd = score_change("process", base_runs, new, history, confidence)
-    normalized, normalized_sd = score_change("normalized", base_runs, new, history, confidence)
+    raw, raw_spread, from_history = score_change("process", base_runs, new, history, confidence)
+    normalized, normalized_spread, _ = score_change("normalized", base_runs, new, history, confidence)
     calibration = log_ratio_change(base.calibration, new.calibration, confidence)
+    if raw is None or normalized is None:
+        return Row(
+            name,
+            statistics.median(base.process),
+            statistics.median(new.process),
+            raw,
+            normalized,
+            calibration,
+            "-",
+            UNTESTABLE,
+            "needs 2+ worker processes on each side (--workers)",
+        )
+    spreads = f"raw {raw_spread:.1%}, normalized {normalized_spread:.1%}"
     if stacks_differ:
         decided_by, note = "normalized", "different stacks (--force)"
-    elif raw_sd is not None and normalized_sd is not None:
-        decided_by = "raw" if raw_sd <= normalized_sd else "normalized"
-        note = f"run-to-run spread raw {raw_sd:.1%}, normalized {normalized_sd:.1%}"
-    elif verdict(calibration, alpha, min_effect) not in (NO_CHANGE, UNTESTABLE):
-        decided_by, note = "normalized", f"calibration changed x{calibration.ratio:.3f}; process spread only"
+    elif from_history:
+        decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
+        note = f"run-to-run spread {spreads}"
     else:
-        decided_by, note = "raw", "process spread only (under 3 earlier runs)"
+        decided_by, note = "normalized", f"under 3 earlier runs, process spread only: {spreads}"
     chosen = raw if decided_by == "raw" else normalized
-    if chosen is None:
-        note = "needs 2+ worker processes on each side (--workers)"
     return Row(
         name,
         statistics.median(base.process),

@@ -33,7 +33,7 @@ class Job:
     """What one worker runs for one benchmark: a workload of bench/workloads.py and how to time it.
 
     `slowdown` is for the detector's self-tests only: it stretches every timed round by that fraction
-    of the round's own time, spinning on the CPU inside the timed region.
+    of the round's own time with extra work inside the timed region (`ExtraWork`).
     """
 
     workload: str
@@ -74,11 +74,27 @@ class WorkerFailed(RuntimeError):
     """A worker raised (its traceback is in the message) or died while running a job."""
 
 
-def spin(seconds: float) -> None:
-    """Busy-wait on this core: added work, not an idle sleep the scheduler could hide."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
+class ExtraWork:
+    """The injected slowdown: more of the same kind of work (small matmuls on the device) until the
+    wanted time has passed. A bare Python busy loop would not do: on a CPU it changes the core's
+    state (vector-unit clocking) and slows the work after it, so the slowdown would not be the
+    one injected."""
+
+    def __init__(self, device) -> None:
+        import torch
+
+        self.device = device
+        self.x = torch.randn(64, 64, device=device, generator=torch.Generator(device=device).manual_seed(0))
+
+    def run_for(self, seconds: float) -> None:
+        import torch
+
+        from bench.device import synchronize
+
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            torch.mm(self.x, self.x)
+            synchronize(self.device)
 
 
 class TimedJob:
@@ -91,6 +107,7 @@ class TimedJob:
         self.device, self.slowdown = spec.device, job.slowdown
         self.workload = build(spec, job.workload, job.params)
         self.calibration = Calibration(spec.device)
+        self.extra = ExtraWork(spec.device)
         for _ in range(job.warmup):
             self.workload.step()
             self.calibration.seconds()
@@ -104,7 +121,7 @@ class TimedJob:
         facts = self.workload.step()
         synchronize(self.device)
         if self.slowdown:
-            spin(self.slowdown * (time.perf_counter() - start))
+            self.extra.run_for(self.slowdown * (time.perf_counter() - start))
         seconds = time.perf_counter() - start
         return seconds, self.calibration.seconds(), facts
 

@@ -82,6 +82,8 @@ class Change:
     n_baseline: int
     n_candidate: int
 
+    se: float = 0.0  # standard error of the log ratio: the spread the change was tested against
+
     def significant(self, alpha: float) -> bool:
         return self.p_value < alpha
 
@@ -96,12 +98,20 @@ def log_ratio_change(baseline: list[float], candidate: list[float], confidence: 
     se = math.sqrt(var_b + var_c)
     if se == 0.0:  # identical values on both sides: the change is exact
         p_value = 1.0 if diff == 0.0 else 0.0
-        return Change(math.exp(diff), math.exp(diff), math.exp(diff), p_value, len(baseline), len(candidate))
+        return Change(
+            math.exp(diff), math.exp(diff), math.exp(diff), p_value, len(baseline), len(candidate), 0.0
+        )
     df = (var_b + var_c) ** 2 / (var_b**2 / (len(logs_b) - 1) + var_c**2 / (len(logs_c) - 1))
     half = t_quantile(0.5 + confidence / 2, df) * se
     p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df))
     return Change(
-        math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, len(baseline), len(candidate)
+        math.exp(diff),
+        math.exp(diff - half),
+        math.exp(diff + half),
+        p_value,
+        len(baseline),
+        len(candidate),
+        se,
     )
 
 
@@ -132,7 +142,7 @@ def run_change(
     p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df)) if se > 0 else float(diff == 0.0)
     n_base = sum(len(run) for run in baseline_runs)
     return Change(
-        math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, n_base, len(candidate)
+        math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, n_base, len(candidate), se
     )
 
 

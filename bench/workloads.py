@@ -182,11 +182,21 @@ def matmul(spec: RunSpec, size: int) -> Workload:
     return Workload(step)
 
 
+def calibration(spec: RunSpec) -> Workload:
+    """The calibration workload itself, measured like a benchmark: its time over the calibration
+    time is steady on any machine, so the detector's self-tests see only what they inject."""
+    from bench.calibration import Calibration
+
+    work = Calibration(spec.device)
+    return Workload(work.seconds)
+
+
 BUILDERS: dict[str, Callable[..., Workload]] = {
     "attention_step": attention_step,
     "training_step": training_step,
     "epoch": epoch,
     "matmul": matmul,
+    "calibration": calibration,
 }
 
 

@@ -141,14 +141,16 @@ def test_different_fingerprints_are_refused_unless_forced(tmp_path, capsys):
     assert {row.verdict for row in rows} == {NO_CHANGE}
 
 
-def test_a_slower_machine_is_judged_on_the_normalized_score(tmp_path):
+def test_without_history_a_slower_machine_is_judged_on_the_normalized_score(tmp_path):
+    """Everything 30% slower, the calibration too: raw says +30%, the normalized score no change."""
     folder = tmp_path / "cpu-a"
     save_run(folder, 1)
-    save_run(folder, 2, scale=1.3, calibration_scale=1.3)  # everything 30% slower, calibration too
+    save_run(folder, 2, scale=1.3, calibration_scale=1.3)
     _, _, rows = compare(tmp_path, warn=print)
     assert {row.decided_by for row in rows} == {"normalized"}
     assert {row.verdict for row in rows} == {NO_CHANGE}
-    assert all("calibration changed" in row.note for row in rows)
+    assert all(row.raw.ratio == pytest.approx(1.3) for row in rows)
+    assert all(row.note.startswith("under 3 earlier runs, process spread only: raw") for row in rows)
 
 
 def test_with_history_the_run_to_run_spread_decides(tmp_path):
