@@ -217,27 +217,17 @@ def judge(
     raw, raw_spread, from_history = score_change("process", base_runs, new, history, confidence)
     normalized, normalized_spread, _ = score_change("normalized", base_runs, new, history, confidence)
     calibration = log_ratio_change(base.calibration, new.calibration, confidence)
+    spreads = f"raw {raw_spread:.1%}, normalized {normalized_spread:.1%}" if raw and normalized else ""
     if raw is None or normalized is None:
-        return Row(
-            name,
-            statistics.median(base.process),
-            statistics.median(new.process),
-            raw,
-            normalized,
-            calibration,
-            "-",
-            UNTESTABLE,
-            "needs 2+ worker processes on each side (--workers)",
-        )
-    spreads = f"raw {raw_spread:.1%}, normalized {normalized_spread:.1%}"
-    if stacks_differ:
+        decided_by, note = "-", "needs 2+ worker processes on each side (--workers)"
+    elif stacks_differ:
         decided_by, note = "normalized", "different stacks (--force)"
     elif from_history:
         decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
         note = f"run-to-run spread {spreads}"
     else:
         decided_by, note = "normalized", f"under 3 earlier runs, process spread only: {spreads}"
-    chosen = raw if decided_by == "raw" else normalized
+    chosen = {"raw": raw, "normalized": normalized}.get(decided_by)
     return Row(
         name,
         statistics.median(base.process),
