@@ -89,6 +89,27 @@ def save_trend(path: Path, name: str, points: list[dict]) -> bool:
     return save_png(path, draw, size=(6, 3))
 
 
+def latest_verdict(folder: Path, runs: list[tuple[str, dict]], fullname: str) -> list[str]:
+    """The latest run against the previous one in this folder, judged as `compare` judges it."""
+    from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
+
+    if len(runs) < 2:
+        return ["", "", ""]
+    saved = [Run(folder / name, run) for name, run in runs]
+    latest, history = saved[-1], saved[:-1][-HISTORY_RUNS:]
+    row = judge(
+        fullname,
+        [values_of(history[-1], fullname)],
+        values_of(latest, fullname),
+        [values_of(r, fullname) for r in history],
+        alpha=0.01,
+        min_effect=0.02,
+    )
+    chosen = row.raw if row.decided_by == "raw" else row.normalized
+    note = f" ({row.note})" if row.note else ""
+    return [html.escape(format_change(chosen)), row.decided_by, html.escape(row.verdict + note)]
+
+
 def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and fingerprint under `out`'s folder, and `out` itself: a
     self-contained HTML page (charts inlined) with a table per fingerprint. Returns the chart count."""
@@ -107,18 +128,24 @@ def write_report(storage: Path, out: Path, warn) -> int:
                 charts += 1
                 data = base64.b64encode(png.read_bytes()).decode()
                 image = f'<img alt="trend" src="data:image/png;base64,{data}">'
-            latest = points[-1]["median"]
-            change = ""
-            if len(points) > 1:
-                change = f"{(latest / points[-2]['median'] - 1) * 100:+.1f}%"
-            rows.append(
-                f"<tr><td>{html.escape(name)}</td><td>{len(points)}</td><td>{latest:.6g} s</td>"
-                f"<td>{change}</td><td>{image}</td></tr>"
-            )
+            cells = [html.escape(name), str(len(points)), f"{points[-1]['median']:.6g} s"]
+            cells += latest_verdict(folder, runs, name)
+            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>")
+        header = (
+            "benchmark",
+            "runs",
+            "latest median",
+            "change vs previous [99% CI]",
+            "decided by",
+            "verdict",
+        )
         sections.append(
-            f"<h2>{html.escape(folder.name)}</h2><p>{len(runs)} saved runs</p>"
-            "<table><tr><th>benchmark</th><th>runs</th><th>latest median</th>"
-            "<th>change vs previous run (no verdict)</th><th>trend</th></tr>" + "".join(rows) + "</table>"
+            f"<h2>{html.escape(folder.name)}</h2><p>{len(runs)} saved runs; verdicts as "
+            "<code>python -m bench compare</code> gives them for the latest run</p><table><tr>"
+            + "".join(f"<th>{h}</th>" for h in (*header, "trend"))
+            + "</tr>"
+            + "".join(rows)
+            + "</table>"
         )
     page = (
         "<!doctype html><meta charset='utf-8'><title>longformer-bench history</title>"

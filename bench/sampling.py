@@ -186,8 +186,8 @@ class WorkerPool:
 
     def ask(self, index: int, command: str, job: Job):
         process, conn = self.workers[index]
-        conn.send((command, job))
         try:
+            conn.send((command, job))
             answer = conn.recv()
         except (EOFError, OSError):
             process.join(timeout=5)

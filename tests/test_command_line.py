@@ -101,3 +101,27 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     assert compare.returncode == 0, output
     assert "test_attention_step[w32-L512-b2-blocked-forward]" in compare.stdout
     assert "Failed to load" in output and "0002_truncated.json" in output
+
+    injected = run_pytest(
+        "-m",
+        "fast",
+        "-k",
+        SMALL_CASE,
+        "--benchmark-autosave",
+        f"--benchmark-storage={storage}",
+        env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
+    )
+    assert injected.returncode == 0, injected.stdout + injected.stderr
+    (second,) = folder.glob("0003_*.json")
+    assert json.loads(second.read_text())["benchmarks"][0]["extra_info"]["injected_slowdown"] == 0.25
+    verdict = subprocess.run(
+        [sys.executable, "-m", "bench", "compare", "--results", str(storage), "--fail-on-regression"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    row = next(line for line in verdict.stdout.splitlines() if line.startswith("test_attention_step"))
+    assert "0002_truncated.json" in verdict.stderr  # skipped, by name
+    assert f"latest:   {folder.name}/{second.name}" in verdict.stdout
+    assert "injected slowdown of 25%" in verdict.stdout
+    assert verdict.returncode == (1 if " regression" in row else 0), verdict.stdout + verdict.stderr

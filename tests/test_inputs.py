@@ -201,8 +201,10 @@ def test_unknown_dtype():
     assert "--dtype 'fp8'" in message and "fp32, tf32, bf16, fp16" in message
 
 
-def test_threads_and_peak_must_be_positive():
+def test_threads_workers_and_peak_must_be_positive():
     assert "--threads 0: must be positive" in spec_error(threads="0")
+    assert "--workers 0: must be positive" in spec_error(workers="0")
+    assert "--workers 'two': not an integer" in spec_error(workers="two")
     assert "--peak-tflops 'fast': not a number" in spec_error(peak_tflops="fast")
 
 

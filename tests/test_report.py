@@ -17,6 +17,11 @@ def saved_run(median: float) -> dict:
         "name": "test_x",
         "fullname": "bench/benchmarks/test_x.py::test_x",
         "stats": {"median": median, "q1": median * 0.9, "q3": median * 1.1},
+        "extra_info": {
+            "process_medians": [median, median * 1.01, median * 0.99],
+            "calibration_medians": [0.005, 0.005, 0.005],
+            "normalized_medians": [median / 0.005, median * 1.01 / 0.005, median * 0.99 / 0.005],
+        },
     }
     return {"benchmarks": [bench], "datetime": "2026-11-28T00:00:00"}
 
@@ -36,7 +41,8 @@ def test_report_has_a_chart_and_a_row_per_benchmark_and_skips_broken_files(tmp_p
     charts = write_report(history(tmp_path), out, warnings.append)
     page = out.read_text()
     assert charts == 1 and page.count("data:image/png;base64,") == 1
-    assert "bench/benchmarks/test_x.py::test_x" in page and "+20.0%" in page and "2 saved runs" in page
+    assert "bench/benchmarks/test_x.py::test_x" in page and "2 saved runs" in page
+    assert "+20.0%" in page and "regression" in page  # the latest run's verdict, as compare gives it
     assert len(warnings) == 1 and "0003_run.json" in warnings[0]
 
 

@@ -1,0 +1,68 @@
+"""Worker processes: one sample per process, every round kept, failures reported with their cause."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bench.options import option_defaults
+from bench.sampling import Job, WorkerFailed, WorkerPool, summary
+from fixtures.sampling import INJECT_ENV, injected_slowdown
+
+PARAMS = {"implementation": "blocked", "window": 32, "seq_len": 512, "batch": 2, "passes": "forward"}
+JOB = Job("attention_step", PARAMS, rounds=2, warmup=1)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with WorkerPool(option_defaults(), workers=2, threads=1) as workers:
+        yield workers
+
+
+def check_samples(samples) -> None:
+    assert len(samples) == 2
+    assert len({s.pid for s in samples}) == 2 and os.getpid() not in {s.pid for s in samples}
+    for sample in samples:
+        assert len(sample.seconds) == len(sample.calibration) == JOB.rounds
+        assert all(v > 0 for v in (*sample.seconds, *sample.calibration))
+
+
+def test_each_worker_is_its_own_process_and_keeps_every_round(pool):
+    samples = pool.sample(JOB)
+    check_samples(samples)
+    info = summary(samples, JOB, threads=1)
+    assert info["workers"] == 2 and info["rounds_per_worker"] == 2 and info["worker_threads"] == 1
+    assert info["process_rounds"] == [s.seconds for s in samples]
+    ratios = [s / c for s, c in zip(samples[0].seconds, samples[0].calibration, strict=True)]
+    assert info["normalized_medians"][0] == pytest.approx(sum(ratios) / 2)  # median of two rounds
+
+
+def test_sequential_sampling_keeps_the_same_shape():
+    with WorkerPool(option_defaults(), workers=2, threads=1, interleave=False) as workers:
+        check_samples(workers.sample(JOB))
+
+
+def test_a_failing_job_names_itself_and_its_cause_and_the_pool_goes_on(pool):
+    bad = Job("attention_step", {**PARAMS, "implementation": "nope"}, rounds=1)
+    with pytest.raises(
+        WorkerFailed, match=r"(?s)attention_step\(implementation=nope.*ValueError: unknown attention 'nope'"
+    ):
+        pool.sample(bad)
+    check_samples(pool.sample(JOB))
+
+
+def test_a_worker_that_dies_is_reported():
+    with WorkerPool(option_defaults(), workers=1, threads=1) as workers:
+        process, _ = workers.workers[0]
+        process.kill()
+        process.join()
+        with pytest.raises(WorkerFailed, match=r"worker \d+ died \(exit code -9\)"):
+            workers.sample(JOB)
+
+
+@pytest.mark.parametrize(("value", "message"), [("x", "not a number"), ("-0.1", "must be >= 0")])
+def test_the_injected_slowdown_is_checked(monkeypatch, value, message):
+    monkeypatch.setenv(INJECT_ENV, value)
+    with pytest.raises(pytest.UsageError, match=message):
+        injected_slowdown()
