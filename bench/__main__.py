@@ -139,8 +139,10 @@ def power(args: argparse.Namespace) -> int:
 
     runs = positive_int("--runs", args.runs)
     workers = positive_int("--workers", args.workers)
-    if runs < 7:
-        raise BenchInputError(f"--runs {runs}: need at least 7 (3 for the history, 5 for a last:5 baseline)")
+    if runs < 8:
+        raise BenchInputError(
+            f"--runs {runs}: need at least 8 (5 runs of history before the first trial, and more)"
+        )
     job = fast_profile_job()
     started = time.perf_counter()
 

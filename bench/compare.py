@@ -28,6 +28,10 @@ from bench.stats import (
     verdict,
 )
 
+# The run-to-run spread is measured over the last HISTORY_RUNS earlier runs, once there are at least
+# MIN_HISTORY_RUNS (4 successive differences): fewer make its estimate, and the choice of score, a guess.
+HISTORY_RUNS, MIN_HISTORY_RUNS = 20, 5
+
 
 @dataclass(frozen=True)
 class Run:
@@ -182,10 +186,10 @@ def score_change(
     score: str, base_runs: list[Values], new: Values, history: list[Values], confidence: float
 ) -> tuple[Change | None, float | None, bool]:
     """The change of one score (raw `process` or `normalized`), the spread it was tested against
-    (as a fraction), and whether that spread is run-to-run (from 3+ earlier runs) rather than
+    (as a fraction), and whether that spread is run-to-run (from 5+ earlier runs) rather than
     only process-to-process."""
     levels = [run_level(getattr(h, score)) for h in history if getattr(h, score)]
-    sd = run_to_run_sd(levels)
+    sd = run_to_run_sd(levels) if len(levels) >= MIN_HISTORY_RUNS else None
     if sd is not None:
         runs = [getattr(b, score) for b in base_runs if getattr(b, score)]
         return run_change(runs, getattr(new, score), sd, len(levels), confidence), sd, True
@@ -204,7 +208,7 @@ def judge(
 ) -> Row:
     """Test the raw and the normalized change; the steadier score decides, and the row says which.
 
-    With 3+ earlier runs of this benchmark each score is tested against its run-to-run spread there,
+    With 5+ earlier runs of this benchmark each score is tested against its run-to-run spread there,
     and the steadier one decides. Before that the only spread at hand is the one between processes,
     which says nothing of how far the machine drifts between runs, so the score built to cancel that
     drift (normalized) decides; so it does for runs from different stacks (--force).
@@ -226,7 +230,10 @@ def judge(
         decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
         note = f"run-to-run spread {spreads}"
     else:
-        decided_by, note = "normalized", f"under 3 earlier runs, process spread only: {spreads}"
+        decided_by, note = (
+            "normalized",
+            f"under {MIN_HISTORY_RUNS} earlier runs, process spread only: {spreads}",
+        )
     chosen = {"raw": raw, "normalized": normalized}.get(decided_by)
     return Row(
         name,
@@ -239,9 +246,6 @@ def judge(
         verdict(chosen, alpha, min_effect),
         note,
     )
-
-
-HISTORY_RUNS = 20  # earlier runs the run-to-run spread is measured over
 
 
 def compare(

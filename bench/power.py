@@ -14,7 +14,7 @@ import dataclasses
 import random
 from collections.abc import Callable
 
-from bench.compare import HISTORY_RUNS, Values, judge
+from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, Values, judge
 from bench.sampling import Job, WorkerPool, summary
 from bench.stats import REGRESSION
 
@@ -62,7 +62,7 @@ def detection_table(
     (`compare --baseline last:N`), with the level-0 runs before it as the history whose run-to-run
     spread the test uses; without history, the test knows only the spread between processes.
     """
-    first = max(baseline_runs, 3 if with_history else 1)
+    first = max(baseline_runs, MIN_HISTORY_RUNS if with_history else 1)
     table = {}
     for level in runs[0]:
         rows = [

@@ -150,7 +150,7 @@ def test_without_history_a_slower_machine_is_judged_on_the_normalized_score(tmp_
     assert {row.decided_by for row in rows} == {"normalized"}
     assert {row.verdict for row in rows} == {NO_CHANGE}
     assert all(row.raw.ratio == pytest.approx(1.3) for row in rows)
-    assert all(row.note.startswith("under 3 earlier runs, process spread only: raw") for row in rows)
+    assert all(row.note.startswith("under 5 earlier runs, process spread only: raw") for row in rows)
 
 
 def test_with_history_the_run_to_run_spread_decides(tmp_path):
