@@ -39,10 +39,10 @@ for dtype in fp32 bf16; do
         --benchmark-json "$OUT/attention_$dtype.json"
 done
 stage epoch-fp32 "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py bench/benchmarks/test_train_step.py \
-    -k "device or train_step" "${FULL[@]}" --benchmark-json "$OUT/epoch_fp32.json"
+    -k "not flagperf_path" "${FULL[@]}" --benchmark-json "$OUT/epoch_fp32.json"
 stage epoch-bf16 "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py bench/benchmarks/test_train_step.py \
-    -k "device or train_step" "${FULL[@]}" --dtype bf16 --benchmark-json "$OUT/epoch_bf16.json"
-stage epoch-bf16-blocked "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py -k device "${FULL[@]}" \
+    -k "not flagperf_path" "${FULL[@]}" --dtype bf16 --benchmark-json "$OUT/epoch_bf16.json"
+stage epoch-bf16-blocked "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py -k "not flagperf_path" "${FULL[@]}" \
     --dtype bf16 --attention blocked --benchmark-json "$OUT/epoch_bf16_blocked.json"
 stage convergence "${PYTEST[@]}" -m convergence --benchmark-json "$OUT/convergence.json"
 
