@@ -58,15 +58,22 @@ class Workload:
 _initial_models: dict[int, torch.nn.Module] = {}
 
 
-def fresh_model(spec: RunSpec) -> torch.nn.Module:
-    """A copy of the run's initial model (loaded once per process), global RNG reseeded."""
+def initial_model(spec: RunSpec) -> torch.nn.Module:
+    """The run's model, built (random init) or loaded (pretrained) once per process, on the device,
+    with the run's attention. Never trained itself: callers train copies."""
     key = id(spec)
     if key not in _initial_models:
         model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
         use_attention(model, spec.attention)
         _initial_models.clear()
         _initial_models[key] = model.to(spec.device)
-    model = copy.deepcopy(_initial_models[key])
+    return _initial_models[key]
+
+
+def fresh_model(spec: RunSpec) -> torch.nn.Module:
+    """A private copy of the initial model in train mode, the global RNG (dropout) reseeded, so
+    whatever trains it is reproducible on its own."""
+    model = copy.deepcopy(initial_model(spec))
     model.train()
     torch.manual_seed(spec.seed)
     return model
