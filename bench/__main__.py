@@ -122,6 +122,7 @@ def compare(args: argparse.Namespace) -> int:
         args.min_effect,
         args.force,
         warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+        process_spread=args.process_spread,
     )
     print(
         as_json(base_runs, latest, rows)
@@ -234,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     diff.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed")
     diff.add_argument("--force", action="store_true", help="compare runs from different fingerprints")
+    diff.add_argument(
+        "--process-spread",
+        action="store_true",
+        help="give verdicts before 5 earlier runs exist, on the spread between processes alone "
+        "(blind to drift between runs: on a shared machine it flags same-code runs now and then)",
+    )
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
     diff.set_defaults(handler=compare)
     check = commands.add_parser("power", help="how often compare finds injected slowdowns (minutes)")

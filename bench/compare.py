@@ -88,28 +88,45 @@ def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None) ->
     return matches[0]
 
 
-def select(runs: list[Run], latest: str | None, baseline: str) -> tuple[list[Run], Run]:
-    """(baseline runs, latest run); baseline is `previous`, `last:N` (pooled) or a run's name."""
+def select(runs: list[Run], latest: str | None, baseline: str) -> tuple[list[Run], Run, int | None]:
+    """(baseline candidates, the latest run, how many of the candidates each benchmark pools).
+
+    `previous` and `last:N`: the earlier runs of the latest run's fingerprint folder, of which each
+    benchmark pools the newest 1 or N that measured it, so a run of other benchmarks in between (a
+    convergence run, a `-k` subset) does not hide its baseline. A named run: that run, count None.
+    """
     if not runs:
         raise BenchInputError("no saved runs to compare; save some with `make bench`")
     newest = find_run(runs, latest) if latest else runs[-1]
-    earlier = [
-        r
-        for r in runs
-        if r.path.parent == newest.path.parent and (r.when, r.name) < (newest.when, newest.name)
-    ]
     if baseline == "previous" or baseline.startswith("last:"):
         count = 1 if baseline == "previous" else _count(baseline)
+        earlier = earlier_runs(runs, newest)
         if not earlier:
             raise BenchInputError(
                 f"no run before {newest.name} in its fingerprint folder to compare with: run the benchmarks "
                 f"again, or name a baseline with --baseline"
             )
-        return earlier[-count:], newest
+        return earlier, newest, count
     chosen = find_run(runs, baseline, newest.path.parent)
     if chosen.path == newest.path:
         raise BenchInputError(f"--baseline {baseline}: that is the latest run itself")
-    return [chosen], newest
+    return [chosen], newest, None
+
+
+def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:
+    """The runs saved before `latest` in its fingerprint folder, oldest first."""
+    return [
+        r
+        for r in runs
+        if r.path.parent == latest.path.parent and (r.when, r.name) < (latest.when, latest.name)
+    ]
+
+
+def baseline_for(candidates: list[Run], count: int | None, fullname: str) -> list[Run]:
+    """The baseline runs of one benchmark: the newest `count` candidates that measured it."""
+    if count is None:
+        return candidates
+    return [r for r in candidates if values_of(r, fullname).process][-count:]
 
 
 def _count(baseline: str) -> int:
@@ -205,13 +222,17 @@ def judge(
     alpha: float,
     min_effect: float,
     stacks_differ: bool = False,
+    process_spread: bool = False,
 ) -> Row:
     """Test the raw and the normalized change; the steadier score decides, and the row says which.
 
     With 5+ earlier runs of this benchmark each score is tested against its run-to-run spread there,
     and the steadier one decides. Before that the only spread at hand is the one between processes,
-    which says nothing of how far the machine drifts between runs, so the score built to cancel that
-    drift (normalized) decides; so it does for runs from different stacks (--force).
+    which says nothing of how far the machine drifts between runs: on a shared CPU, same-code runs
+    then differ "significantly" now and then. So without that history the verdict is `cannot tell`
+    (the change and its process-spread interval still shown) unless `process_spread` asks for a
+    verdict anyway, judged on the score built to cancel drift (normalized), as are runs from
+    different stacks (--force).
     """
     base = pooled(base_runs)
     if not base.process or not new.process:
@@ -230,11 +251,16 @@ def judge(
         decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
         note = f"run-to-run spread {spreads}"
     else:
-        decided_by, note = (
-            "normalized",
-            f"under {MIN_HISTORY_RUNS} earlier runs, process spread only: {spreads}",
+        earlier = sum(1 for h in history if h.process)
+        decided_by = "normalized"
+        note = (
+            f"{earlier} earlier runs, {MIN_HISTORY_RUNS} needed for run-to-run spread; "
+            f"process spread only: {spreads}"
         )
     chosen = {"raw": raw, "normalized": normalized}.get(decided_by)
+    outcome = verdict(chosen, alpha, min_effect)
+    if chosen is not None and not from_history and not process_spread:
+        outcome = UNTESTABLE
     return Row(
         name,
         statistics.median(base.process),
@@ -243,7 +269,7 @@ def judge(
         normalized,
         calibration,
         decided_by,
-        verdict(chosen, alpha, min_effect),
+        outcome,
         note,
     )
 
@@ -256,34 +282,36 @@ def compare(
     min_effect: float = 0.02,
     force: bool = False,
     warn: Callable[[str], None] = print,
+    process_spread: bool = False,
 ) -> tuple[list[Run], Run, list[Row]]:
     if not 0 < alpha < 1:
         raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
     if min_effect < 0:
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
     runs = load_runs(results, warn)
-    base_runs, new = select(runs, latest, baseline)
-    stacks_differ = check_fingerprints(base_runs, new, force)
-    history = [
-        r for r in runs if r.path.parent == new.path.parent and (r.when, r.name) < (new.when, new.name)
-    ]
-    history = history[-HISTORY_RUNS:]
-    names = list(new.benchmarks()) + [
-        n for r in base_runs for n in r.benchmarks() if n not in new.benchmarks()
-    ]
-    rows = [
-        judge(
-            n,
-            [values_of(r, n) for r in base_runs],
-            values_of(new, n),
-            [values_of(r, n) for r in history],
-            alpha,
-            min_effect,
-            stacks_differ,
+    candidates, new, count = select(runs, latest, baseline)
+    stacks_differ = check_fingerprints(candidates, new, force)
+    history = earlier_runs(runs, new)[-HISTORY_RUNS:]
+    names = list(new.benchmarks())
+    if count is None:  # a named baseline: its benchmarks the latest run lacks are listed too
+        names += [n for n in candidates[0].benchmarks() if n not in names]
+    rows, used = [], {}
+    for name in names:
+        base_runs = baseline_for(candidates, count, name)
+        used.update(dict.fromkeys(r.name for r in base_runs))
+        rows.append(
+            judge(
+                name,
+                [values_of(r, name) for r in base_runs],
+                values_of(new, name),
+                [values_of(r, name) for r in history],
+                alpha,
+                min_effect,
+                stacks_differ,
+                process_spread,
+            )
         )
-        for n in dict.fromkeys(names)
-    ]
-    return base_runs, new, rows
+    return [r for r in candidates if r.name in used], new, rows
 
 
 def format_change(change: Change | None) -> str:
@@ -328,7 +356,8 @@ def format_table(base_runs: list[Run], latest: Run, rows: list[Row], alpha: floa
     text = [
         f"latest:   {latest.name}",
         f"baseline: {', '.join(r.name for r in base_runs)}",
-        f"per-process medians, Welch's t-test on logs; {100 * (1 - alpha):g}% intervals; a verdict needs "
+        f"change of the per-process medians, tested against the run-to-run spread of up to {HISTORY_RUNS} "
+        f"earlier runs ({MIN_HISTORY_RUNS} needed); {100 * (1 - alpha):g}% intervals; a verdict needs "
         f"p < {alpha:g} and a change of at least {100 * min_effect:g}%",
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),

@@ -73,6 +73,7 @@ def detection_table(
                 [runs[j][0.0] for j in range(max(0, k - HISTORY_RUNS), k)] if with_history else [],
                 alpha,
                 min_effect,
+                process_spread=not with_history,
             )
             for k in range(first, len(runs))
         ]
@@ -109,7 +110,8 @@ def fast_profile_job() -> Job:
 
 def tables(runs: list[dict[float, Values]], alpha: float, min_effect: float) -> dict[str, dict]:
     """The detection tables a report shows: baseline = previous run and = last 5, with history;
-    and the previous run without history (process-to-process spread only), for contrast."""
+    and the previous run without history, judged on the process spread alone (`compare
+    --process-spread`), to show why that is not the default."""
     return {
         "previous": detection_table(runs, alpha, min_effect, 1),
         "last:5": detection_table(runs, alpha, min_effect, 5),

@@ -90,21 +90,14 @@ def save_trend(path: Path, name: str, points: list[dict]) -> bool:
 
 
 def latest_verdict(folder: Path, runs: list[tuple[str, dict]], fullname: str) -> list[str]:
-    """The latest run against the previous one in this folder, judged as `compare` judges it."""
+    """The newest run that measured this benchmark against the one before it, as `compare` judges."""
     from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
 
-    if len(runs) < 2:
+    measured = [v for name, run in runs if (v := values_of(Run(folder / name, run), fullname)).process]
+    if len(measured) < 2:
         return ["", "", ""]
-    saved = [Run(folder / name, run) for name, run in runs]
-    latest, history = saved[-1], saved[:-1][-HISTORY_RUNS:]
-    row = judge(
-        fullname,
-        [values_of(history[-1], fullname)],
-        values_of(latest, fullname),
-        [values_of(r, fullname) for r in history],
-        alpha=0.01,
-        min_effect=0.02,
-    )
+    history = measured[:-1][-HISTORY_RUNS:]
+    row = judge(fullname, history[-1:], measured[-1], history, alpha=0.01, min_effect=0.02)
     chosen = row.raw if row.decided_by == "raw" else row.normalized
     note = f" ({row.note})" if row.note else ""
     return [html.escape(format_change(chosen)), row.decided_by, html.escape(row.verdict + note)]

@@ -108,6 +108,7 @@ class TimedJob:
         self.workload = build(spec, job.workload, job.params)
         self.calibration = Calibration(spec.device)
         self.extra = ExtraWork(spec.device)
+        self.calibration.seconds()  # its first round is cold (2-3x): never time that one
         for _ in range(job.warmup):
             self.workload.step()
             self.calibration.seconds()

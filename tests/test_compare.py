@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
-from bench.compare import compare, load_runs, select
+from bench.compare import baseline_for, compare, load_runs, select
 from bench.errors import BenchInputError
-from bench.stats import NO_CHANGE, REGRESSION, UNTESTABLE
+from bench.stats import IMPROVEMENT, NO_CHANGE, REGRESSION, UNTESTABLE
 
 FINGERPRINT = {
     "device": "cpu",
@@ -71,19 +71,37 @@ def verdicts(results: Path, **options) -> dict[str, str]:
     return {row.benchmark: row.verdict for row in rows}
 
 
+def steady_history(folder: Path, runs: int = 5) -> None:
+    """Earlier runs that wander by about 1% from run to run."""
+    for n in range(1, runs + 1):
+        save_run(folder, n, scale=1.0 + 0.01 * ((n + 1) % 2))
+
+
 def test_same_values_are_no_change_and_a_25_percent_slowdown_a_regression(tmp_path):
     folder = tmp_path / "cpu-a"
-    save_run(folder, 1)
-    save_run(folder, 2)
+    steady_history(folder)
+    save_run(folder, 6)
     assert set(verdicts(tmp_path).values()) == {NO_CHANGE}
-    save_run(folder, 3, scale=1.25)
+    save_run(folder, 7, scale=1.25)
     assert set(verdicts(tmp_path).values()) == {REGRESSION}
+
+
+def test_without_five_earlier_runs_there_is_no_verdict_unless_asked(tmp_path):
+    folder = tmp_path / "cpu-a"
+    for n in range(1, 5):
+        save_run(folder, n)
+    save_run(folder, 5, scale=1.25)
+    _, _, rows = compare(tmp_path, warn=print)
+    assert {row.verdict for row in rows} == {UNTESTABLE}
+    assert all(row.note.startswith("4 earlier runs, 5 needed for run-to-run spread") for row in rows)
+    assert all(row.normalized.ratio == pytest.approx(1.25) for row in rows)  # the change is still shown
+    assert set(verdicts(tmp_path, process_spread=True).values()) == {REGRESSION}
 
 
 def test_fail_on_regression_sets_the_exit_code(tmp_path, capsys):
     folder = tmp_path / "cpu-a"
-    save_run(folder, 1)
-    save_run(folder, 2, scale=1.25)
+    steady_history(folder)
+    save_run(folder, 6, scale=1.25)
     assert main(["compare", "--results", str(tmp_path)]) == 0
     assert main(["compare", "--results", str(tmp_path), "--fail-on-regression"]) == 1
     table = capsys.readouterr().out
@@ -96,14 +114,34 @@ def test_baseline_previous_last_n_and_named(tmp_path):
     for n in range(1, 6):
         save_run(folder, n)
     runs = load_runs(tmp_path, print)
-    base, latest = select(runs, None, "previous")
-    assert latest.path.name == "0005_run.json" and [r.path.name for r in base] == ["0004_run.json"]
-    base, _ = select(runs, None, "last:3")
-    assert [r.path.name for r in base] == ["0002_run.json", "0003_run.json", "0004_run.json"]
-    base, _ = select(runs, None, "2")
-    assert [r.path.name for r in base] == ["0002_run.json"]
-    base, latest = select(runs, "3", "previous")
-    assert latest.path.name == "0003_run.json" and base[0].path.name == "0002_run.json"
+    candidates, latest, count = select(runs, None, "previous")
+    assert latest.path.name == "0005_run.json" and count == 1
+    assert [r.path.name for r in baseline_for(candidates, count, BENCH)] == ["0004_run.json"]
+    candidates, _, count = select(runs, None, "last:3")
+    assert [r.path.name for r in baseline_for(candidates, count, BENCH)] == [
+        f"000{n}_run.json" for n in (2, 3, 4)
+    ]
+    candidates, _, count = select(runs, None, "2")
+    assert [r.path.name for r in candidates] == ["0002_run.json"] and count is None
+    candidates, latest, count = select(runs, "3", "previous")
+    assert latest.path.name == "0003_run.json"
+    assert [r.path.name for r in baseline_for(candidates, count, BENCH)] == ["0002_run.json"]
+
+
+def test_the_previous_run_of_each_benchmark_is_its_baseline(tmp_path):
+    """A run in between that measured other things (a convergence run, a -k subset) is passed over."""
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    path = save_run(folder, 2, scale=5.0)
+    saved = json.loads(path.read_text())
+    saved["benchmarks"] = [b for b in saved["benchmarks"] if b["fullname"] == OTHER]
+    path.write_text(json.dumps(saved))
+    save_run(folder, 3)
+    base_runs, _, rows = compare(tmp_path, warn=print, process_spread=True)
+    assert {r.path.name for r in base_runs} == {"0001_run.json", "0002_run.json"}
+    verdict_of = {row.benchmark: row.verdict for row in rows}
+    assert verdict_of[BENCH] == NO_CHANGE  # against run 1, not the run that lacks it
+    assert verdict_of[OTHER] == IMPROVEMENT  # against run 2, where it took 5x the time
 
 
 @pytest.mark.parametrize(
@@ -135,7 +173,9 @@ def test_different_fingerprints_are_refused_unless_forced(tmp_path, capsys):
     assert main(["compare", "--results", str(tmp_path), "--baseline", "cpu-a/0001_run.json"]) == 2
     err = capsys.readouterr().err
     assert "were measured on different stacks (torch_threads 2 vs 16)" in err and "--force" in err
-    _, _, rows = compare(tmp_path, baseline="cpu-a/0001_run.json", force=True, warn=print)
+    _, _, rows = compare(
+        tmp_path, baseline="cpu-a/0001_run.json", force=True, warn=print, process_spread=True
+    )
     # twice the time on a machine that is twice as slow: the normalized score decides, and sees no change
     assert {row.decided_by for row in rows} == {"normalized"}
     assert {row.verdict for row in rows} == {NO_CHANGE}
@@ -146,11 +186,11 @@ def test_without_history_a_slower_machine_is_judged_on_the_normalized_score(tmp_
     folder = tmp_path / "cpu-a"
     save_run(folder, 1)
     save_run(folder, 2, scale=1.3, calibration_scale=1.3)
-    _, _, rows = compare(tmp_path, warn=print)
+    _, _, rows = compare(tmp_path, warn=print, process_spread=True)
     assert {row.decided_by for row in rows} == {"normalized"}
     assert {row.verdict for row in rows} == {NO_CHANGE}
     assert all(row.raw.ratio == pytest.approx(1.3) for row in rows)
-    assert all(row.note.startswith("under 5 earlier runs, process spread only: raw") for row in rows)
+    assert all("process spread only: raw" in row.note for row in rows)
 
 
 def test_with_history_the_run_to_run_spread_decides(tmp_path):

@@ -49,8 +49,8 @@ def test_an_injected_25_percent_slowdown_is_a_regression(history):
     assert chosen.low <= 1.25 <= chosen.high, row  # the interval holds the true change
 
 
-def test_without_history_the_process_spread_still_finds_25_percent():
+def test_without_history_the_process_spread_finds_25_percent_when_asked():
     baseline, latest = one_run(), one_run(slowdown=0.25)
-    row = judge("matmul", [baseline], latest, [], alpha=0.01, min_effect=0.02)
+    row = judge("matmul", [baseline], latest, [], alpha=0.01, min_effect=0.02, process_spread=True)
     assert row.decided_by == "normalized" and "process spread only" in row.note
     assert row.verdict == REGRESSION, row
