@@ -1,18 +1,18 @@
-"""Per-process sampling: each benchmark is timed in several worker processes, one after another.
+"""Per-process sampling: each benchmark is timed in several worker processes, one at a time.
 
 Rounds inside one process are not independent samples: a process keeps its memory layout, thread
 placement and allocator state, and on a 2-core CPU process-to-process differences are larger than
-round-to-round ones. So every benchmark runs in each of N worker processes in turn (never two at
+round-to-round ones. So every benchmark runs in each of N worker processes (never two computing at
 once), each building the same seeded work, warming it up and timing a few rounds; a process's
-median is one sample, and comparisons test the spread between processes (bench/stats.py).
+median is one sample. On the CPU the rounds are interleaved across the workers (see WorkerPool).
 
 The workers are forked from a server that has imported torch and transformers but run nothing
 (multiprocessing's forkserver), so a worker costs milliseconds to start instead of seconds, yet
 allocates, spawns its threads and places its memory on its own. Workers live for the session; each
-benchmark's N values still come from N different processes. Each job also times the calibration
-workload (bench/calibration.py) in the same process, right after the benchmark.
+benchmark's N values still come from N different processes. After every timed round the worker
+times one round of the calibration workload (bench/calibration.py), so that a round and its
+yardstick see the machine in the same state.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -76,9 +76,9 @@ class WorkerFailed(RuntimeError):
 
 class ExtraWork:
     """The injected slowdown: more of the same kind of work (small matmuls on the device) until the
-    wanted time has passed. A bare Python busy loop would not do: on a CPU it changes the core's
-    state (vector-unit clocking) and slows the work after it, so the slowdown would not be the
-    one injected."""
+    wanted time has passed. A bare Python busy loop would not do: on the 2-core CPU an injected 25%
+    of it made the rounds 45-75% longer (the torch work after it ran slower), so the slowdown would
+    not be the one injected."""
 
     def __init__(self, device) -> None:
         import torch
@@ -175,7 +175,7 @@ class WorkerPool:
 
     def __init__(self, options: dict, workers: int, threads: int, interleave: bool = True) -> None:
         context = start_server()
-        self.size, self.threads, self.interleave = workers, threads, interleave
+        self.interleave = interleave
         self.workers: list[tuple[multiprocessing.Process, Connection]] = []
         for _ in range(workers):
             ours, theirs = context.Pipe()
