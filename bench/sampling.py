@@ -13,6 +13,7 @@ benchmark's N values still come from N different processes. After every timed ro
 times one round of the calibration workload (bench/calibration.py), so that a round and its
 yardstick see the machine in the same state.
 """
+
 from __future__ import annotations
 
 import contextlib
