@@ -1,12 +1,13 @@
 """`python -m bench compare`: the latest saved run against a baseline, with a verdict per benchmark.
 
 Reads results/ alone (no torch import: it answers in about a second). For each benchmark the change
-is tested twice, on the raw per-process medians and on the machine-normalized ones (each over its
-own process's calibration time, bench/calibration.py). The raw test decides unless the machine
-itself changed speed between the runs (the calibration times differ significantly) or the runs come
-from different fingerprints (--force); then the normalized test decides. The table says which.
+is tested twice, on the raw per-process medians and on the machine-normalized ones (each round over
+the calibration round after it, bench/calibration.py). Once 5 earlier runs of the benchmark exist,
+each change is tested against how much that score wandered from run to run, and the steadier score
+decides; before that only the spread between processes is known, which misses drift between runs,
+so the verdict waits (`cannot tell`) unless --process-spread asks. The table says which score
+decided and why (bench/stats.py has the tests).
 """
-
 from __future__ import annotations
 
 import json
