@@ -8,6 +8,7 @@ decides; before that only the spread between processes is known, which misses dr
 so the verdict waits (`cannot tell`) unless --process-spread asks. The table says which score
 decided and why (bench/stats.py has the tests).
 """
+
 from __future__ import annotations
 
 import json
