@@ -1,7 +1,7 @@
 """How often the detector finds a known slowdown, and how often it cries wolf.
 
 Each run starts fresh worker processes (as a real run does) and times one benchmark at every
-injected slowdown level (the test-only `Job.slowdown`, spun inside the timed region), the levels in a
+injected slowdown level (the test-only `Job.slowdown`: extra work inside the timed region), the levels in a
 seeded random order per process. A trial compares run k at no slowdown (the baseline) with run k+1
 at one level (the candidate), as `compare --baseline previous` would; different runs never share a
 process; the level-0 runs before it are the history from which the run-to-run spread is measured.

@@ -11,6 +11,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
 from bench.history import read_runs, replace_atomically
 
 
@@ -89,11 +90,10 @@ def save_trend(path: Path, name: str, points: list[dict]) -> bool:
     return save_png(path, draw, size=(6, 3))
 
 
-def latest_verdict(folder: Path, runs: list[tuple[str, dict]], fullname: str) -> list[str]:
-    """The newest run that measured this benchmark against the one before it, as `compare` judges."""
-    from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
-
-    measured = [v for name, run in runs if (v := values_of(Run(folder / name, run), fullname)).process]
+def latest_verdict(saved: list[Run], fullname: str) -> list[str]:
+    """The newest of the `saved` runs that measured this benchmark against the one
+    before it, as `compare` judges."""
+    measured = [v for run in saved if (v := values_of(run, fullname)).process]
     if len(measured) < 2:
         return ["", "", ""]
     history = measured[:-1][-HISTORY_RUNS:]
@@ -113,6 +113,7 @@ def write_report(storage: Path, out: Path, warn) -> int:
         runs = read_runs(folder, warn)
         if not runs:
             continue
+        saved = [Run(folder / name, run) for name, run in runs]
         rows = []
         for index, (name, points) in enumerate(sorted(benchmark_series(runs).items())):
             png = charts_dir / f"{folder.name}-{index:03d}.png"
@@ -122,7 +123,7 @@ def write_report(storage: Path, out: Path, warn) -> int:
                 data = base64.b64encode(png.read_bytes()).decode()
                 image = f'<img alt="trend" src="data:image/png;base64,{data}">'
             cells = [html.escape(name), str(len(points)), f"{points[-1]['median']:.6g} s"]
-            cells += latest_verdict(folder, runs, name)
+            cells += latest_verdict(saved, name)
             rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>")
         header = (
             "benchmark",

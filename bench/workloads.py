@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.attention import layer_inputs, make_layer, use_attention
+from bench.calibration import Calibration
 from bench.data import to_device
 from bench.distributed import World
 from bench.masking import MLMMasker
@@ -135,7 +136,7 @@ def training_step(spec: RunSpec, attention: str, rounds: int) -> Workload:
         loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
         return {"loss": float(loss)}
 
-    return Workload(step, facts={"batch_size": batches[0].input_ids.shape[0]})
+    return Workload(step)
 
 
 EPOCH_WARMUP_STEPS = 2
@@ -192,8 +193,6 @@ def matmul(spec: RunSpec, size: int) -> Workload:
 def calibration(spec: RunSpec) -> Workload:
     """The calibration workload itself, measured like a benchmark: its time over the calibration
     time is steady on any machine, so the detector's self-tests see only what they inject."""
-    from bench.calibration import Calibration
-
     work = Calibration(spec.device)
     return Workload(work.seconds)
 
