@@ -64,14 +64,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the benchmark workers' fork server while pytest sets up (it imports torch: seconds)."""
+    """Start the benchmark workers' server while pytest sets up (it imports torch: seconds)."""
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is None or benchmark_session.disabled:
         return
     if any("sampled" in getattr(item, "fixturenames", ()) for item in session.items):
-        from bench.sampling import start_server
+        from fixtures.sampling import start_worker_server
 
-        start_server()
+        start_worker_server(session.config)
 
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:

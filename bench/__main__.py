@@ -1,18 +1,23 @@
-"""`python -m bench train|prepare|report|compare|power|presets`: the harness without pytest.
+"""`python -m bench train|prepare|report|compare|ab|power|presets`: the harness without pytest.
 
-python -m bench train --epochs 1 --record results/train.jsonl [run options]
+python -m bench train --max-epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
 python -m bench compare --fail-on-regression
+python -m bench ab --baseline-ref origin/main -m fast --fail-on-regression
 python -m bench presets
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import datetime
 import json
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 from bench.errors import BenchInputError
@@ -113,6 +118,11 @@ def report(args: argparse.Namespace) -> int:
 
 def compare(args: argparse.Namespace) -> int:
     from bench.compare import any_regression, as_json, compare, format_table
+    from bench.pairs import find_pair
+
+    pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None
+    if args.ab or pair:
+        return compare_pair(args, pair)
 
     base_runs, latest, rows = compare(
         Path(args.results),
@@ -132,12 +142,161 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if args.fail_on_regression and any_regression(rows) else 0
 
 
+# pytest options that would fight the A/B session: it saves its own pair and needs benchmarks on
+AB_REFUSED = (
+    "--benchmark-disable",
+    "--benchmark-autosave",
+    "--benchmark-save",
+    "--benchmark-json",
+    "--benchmark-skip",
+)
+
+
+def ab(args: argparse.Namespace) -> int:
+    from bench.ab import BASELINE, CANDIDATE, assignments, check_python, checkout_state, commit_of, worktree
+    from bench.options import OPTIONS
+    from bench.sampling import Side
+    from bench.spec import positive_float, positive_int
+
+    processes = positive_int("--processes", args.processes)
+    if processes < 2:
+        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
+    seconds = positive_float("--seconds", args.seconds)
+    check_thresholds(args.alpha, args.min_effect)
+    slowdown = args.inject_slowdown
+    if slowdown is not None and slowdown < 0:
+        raise BenchInputError(f"--inject-slowdown {slowdown}: must be >= 0")
+    if not (args.baseline_python or args.baseline_ref or args.baseline_env or args.baseline_option):
+        raise BenchInputError(
+            "ab needs a baseline: --baseline-ref REF, --baseline-python PATH, --baseline-env VAR=VALUE "
+            "or --baseline-option NAME=VALUE"
+        )
+    env = assignments("--baseline-env", args.baseline_env)
+    options = assignments("--baseline-option", args.baseline_option, {opt.dest for opt in OPTIONS})
+    for arg in args.pytest_args:
+        if arg.split("=")[0] in AB_REFUSED:
+            raise BenchInputError(f"{arg}: not with ab (it saves both sides under --results itself)")
+    python = check_python(args.baseline_python) if args.baseline_python else sys.executable
+    if args.baseline_ref:
+        commit_of(args.baseline_ref)
+    results = Path(args.results)
+    with contextlib.ExitStack() as stack:
+        root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
+        baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
+        candidate = Side(CANDIDATE)
+        code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
+    if code != 0:
+        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
+        return int(code)
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in plugin.pool.recorded.items()}
+    if not pairs:
+        raise BenchInputError("ab: no sampled benchmark was selected (check -m / -k)")
+    session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    here = checkout_state()
+    sides = {
+        BASELINE: {
+            **plugin.pool.stacks[BASELINE],
+            "ref": args.baseline_ref,
+            **({"commit": commit_of(args.baseline_ref), "dirty": False} if args.baseline_ref else here),
+            "env": env,
+            "options": options,
+        },
+        CANDIDATE: {**plugin.pool.stacks[CANDIDATE], "ref": None, **here, "env": {}, "options": {}},
+    }
+    info = {
+        "session": session,
+        "sides": sides,
+        "processes": processes,
+        "seconds_per_benchmark": seconds,
+        "candidate_slowdown": slowdown or 0.0,
+    }
+    return judge_and_save(args, results, session, info, pairs, plugin.threads, candidate_json)
+
+
+def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
+    """pytest in this process, its sampled benchmarks on both sides; its output on stderr with --json."""
+    import pytest
+
+    from fixtures.ab import ABPlugin
+    from fixtures.options import joined_values
+
+    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown)
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "candidate.json"
+        pytest_args = [
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",  # this command imported the plugin first
+            *joined_values(args.pytest_args),
+            f"--benchmark-json={report}",
+        ]
+        output = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
+        with output:
+            code = pytest.main(pytest_args, plugins=[plugin])
+        candidate_json = json.loads(report.read_text()) if report.exists() else {}
+    return code, plugin, candidate_json
+
+
+def judge_and_save(args, results, session, info, pairs, threads, candidate_json) -> int:
+    from bench.pairs import any_regression, format_pair, judge_saved, pair_json, save_pair, side_json
+
+    saved = {
+        side: side_json(candidate_json, side, pairs, threads, info) for side in ("baseline", "candidate")
+    }
+    where = save_pair(results, session, saved)
+    rows = judge_saved(saved, args.alpha, args.min_effect)
+    print(
+        pair_json(info, rows, where)
+        if args.json
+        else format_pair(info, rows, args.alpha, args.min_effect, where)
+    )
+    return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
+def check_thresholds(alpha: float, min_effect: float) -> None:
+    if not 0 < alpha < 1:
+        raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
+    if min_effect < 0:
+        raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
+
+
+def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:
+    """A saved A/B pair, judged with the in-session test (both sides of one time window)."""
+    from bench.pairs import any_regression, format_pair, judge_saved, load_pair, newest_pair, pair_json
+
+    check_thresholds(args.alpha, args.min_effect)
+    if pair is None:
+        wanted = Path(args.ab) if args.ab != "newest" else None
+        pair = newest_pair(Path(args.results)) if wanted is None else find_pair_or_fail(wanted)
+    saved = load_pair(pair)
+    rows = judge_saved(saved, args.alpha, args.min_effect)
+    info = saved["candidate"].get("ab", {})
+    print(
+        pair_json(info, rows, pair)
+        if args.json
+        else format_pair(info, rows, args.alpha, args.min_effect, pair)
+    )
+    return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
+def find_pair_or_fail(path: Path) -> Path:
+    from bench.pairs import find_pair
+
+    pair = find_pair(path) if path.exists() else None
+    if pair is None:
+        raise BenchInputError(f"--ab {path}: not an A/B pair folder (baseline.json and candidate.json)")
+    return pair
+
+
 def power(args: argparse.Namespace) -> int:
     from bench.history import replace_atomically
     from bench.options import option_defaults
     from bench.power import LEVELS, collect, fast_profile_job, format_detection, tables
     from bench.spec import positive_int
 
+    if args.ab:
+        return power_ab(args)
     runs = positive_int("--runs", args.runs)
     workers = positive_int("--workers", args.workers)
     if runs < 8:
@@ -175,6 +334,69 @@ def power(args: argparse.Namespace) -> int:
     return 0
 
 
+def power_ab(args: argparse.Namespace) -> int:
+    """`power --ab`: trials of `bench ab` on one benchmark, same code on both sides, with a known
+    slowdown injected into the candidate; saved after every trial (an interrupted measurement
+    keeps what it measured)."""
+    from bench.history import replace_atomically
+    from bench.options import option_defaults
+    from bench.power import (
+        AB_CASES,
+        AB_COLUMNS,
+        AB_LEVELS,
+        ab_detection_table,
+        ab_trial_levels,
+        collect_ab,
+        format_detection,
+    )
+    from bench.sampling import Job
+    from bench.spec import positive_float, positive_int
+
+    if args.case not in AB_CASES:
+        raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join(AB_CASES)}")
+    null_trials = positive_int("--null-trials", args.null_trials)
+    trials = positive_int("--trials", args.trials)
+    processes = positive_int("--processes", args.processes)
+    seconds = positive_float("--seconds", args.seconds)
+    check_thresholds(args.alpha, args.min_effect)
+    from bench.benchmarks.test_attention_step import ROUNDS, WARMUP_ROUNDS
+
+    job = Job("attention_step", AB_CASES[args.case], ROUNDS, WARMUP_ROUNDS)
+    levels = ab_trial_levels(null_trials, trials, AB_LEVELS)
+    started = time.perf_counter()
+
+    def result(measured: list[dict]) -> dict:
+        return {
+            "job": job.describe(),
+            "processes": processes,
+            "seconds_per_benchmark": seconds,
+            "alpha": args.alpha,
+            "min_effect": args.min_effect,
+            "planned_trials": len(levels),
+            "elapsed_seconds": time.perf_counter() - started,
+            "table": {
+                str(k): v for k, v in ab_detection_table(measured, args.alpha, args.min_effect).items()
+            },
+            "trials": measured,
+        }
+
+    def done(measured: list[dict]) -> None:
+        print(
+            f"\r{len(measured)}/{len(levels)} trials, {time.perf_counter() - started:.0f} s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+        if args.save:
+            replace_atomically(Path(args.save), json.dumps(result(measured), indent=1).encode())
+
+    measured = collect_ab(option_defaults(), job, levels, processes, seconds, done)
+    print(file=sys.stderr)
+    print(f"{job.describe()}, {processes} processes per side, {seconds:g} s per benchmark")
+    print(format_detection(ab_detection_table(measured, args.alpha, args.min_effect), AB_COLUMNS))
+    return 0
+
+
 def presets(_: argparse.Namespace) -> int:
     from bench.presets import PRESETS
 
@@ -186,7 +408,9 @@ def presets(_: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0], allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("train", help="train and write a throughput record (torchrun-aware)")
     add_run_options(run)
@@ -242,7 +466,50 @@ def main(argv: list[str] | None = None) -> int:
         "(blind to drift between runs: on a shared machine it flags same-code runs now and then)",
     )
     diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.add_argument(
+        "--ab",
+        nargs="?",
+        const="newest",
+        default=None,
+        metavar="PAIR",
+        help="judge a saved A/B pair (default the newest under RESULTS/ab) with the in-session test; "
+        "--latest PAIR does the same",
+    )
     diff.set_defaults(handler=compare)
+    abp = commands.add_parser(
+        "ab",
+        allow_abbrev=False,
+        help="baseline and candidate sampled side by side in one session: ratio, interval, verdict",
+        description="Sample the benchmarks that pytest's selection picks (-m fast, -k ...; every argument "
+        "ab does not know goes to pytest) on a baseline side and on this checkout, in one session.",
+    )
+    abp.add_argument("--baseline-ref", help="a git ref of this repository: its checkout, this interpreter")
+    abp.add_argument("--baseline-python", help="another interpreter (a venv's python or a wrapper script)")
+    abp.add_argument("--baseline-env", action="append", default=[], metavar="VAR=VALUE", help="repeatable")
+    abp.add_argument(
+        "--baseline-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run option, repeatable",
+    )
+    abp.add_argument("--processes", default="10", help="worker processes per side (default 10)")
+    abp.add_argument(
+        "--seconds", default="10", help="timed seconds per benchmark, both sides together (default 10)"
+    )
+    abp.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    abp.add_argument(
+        "--min-effect", type=float, default=0.02, help="smallest change that counts (default 0.02)"
+    )
+    abp.add_argument(
+        "--results", default="results", help="pairs are saved under RESULTS/ab/ (default results)"
+    )
+    abp.add_argument(
+        "--json", action="store_true", help="print the verdicts as JSON (pytest's output to stderr)"
+    )
+    abp.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed")
+    abp.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)  # self-tests only
+    abp.set_defaults(handler=ab)
     check = commands.add_parser("power", help="how often compare finds injected slowdowns (minutes)")
     check.add_argument("--runs", default="40", help="runs, each with fresh worker processes (default 40)")
     check.add_argument(
@@ -251,9 +518,19 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--alpha", type=float, default=0.01)
     check.add_argument("--min-effect", type=float, default=0.02)
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
+    check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
+    check.add_argument("--case", default="hf-w32-L512", help="with --ab: hf-w32-L512 or blocked-w128-L2048")
+    check.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
+    check.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")
+    check.add_argument("--processes", default="10", help="with --ab: processes per side (default 10, as ab)")
+    check.add_argument("--seconds", default="10", help="with --ab: seconds per benchmark (default 10, as ab)")
     check.set_defaults(handler=power)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if args.command == "ab":
+        args.pytest_args = unknown
+    elif unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
     except BenchInputError as err:

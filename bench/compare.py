@@ -23,6 +23,8 @@ from bench.stats import (
     REGRESSION,
     UNTESTABLE,
     Change,
+    Row,
+    Values,
     log_ratio_change,
     run_change,
     run_level,
@@ -160,28 +162,6 @@ def check_fingerprints(baseline: list[Run], latest: Run, force: bool) -> bool:
         f"comparable as they stand. Pass --force to compare them anyway; the machine-normalized scores then "
         f"decide the verdicts."
     )
-
-
-@dataclass(frozen=True)
-class Row:
-    benchmark: str
-    baseline_seconds: float | None
-    latest_seconds: float | None
-    raw: Change | None
-    normalized: Change | None
-    calibration: Change | None
-    decided_by: str
-    verdict: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Values:
-    """One side of a comparison: per-process medians, their calibration times, and the ratios."""
-
-    process: list[float]
-    calibration: list[float]
-    normalized: list[float]
 
 
 def values_of(run: Run, fullname: str) -> Values:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import statistics
+import time
 from collections.abc import Callable
 
-from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, Values, judge
+from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
 from bench.sampling import Job, WorkerPool, summary
-from bench.stats import REGRESSION
+from bench.stats import IMPROVEMENT, REGRESSION, Values
 
 LEVELS = (0.0, 0.02, 0.05, 0.10, 0.25)
 
@@ -87,14 +89,21 @@ def detection_table(
     return table
 
 
-def format_detection(table: dict[float, dict]) -> str:
-    lines = ["injected slowdown  trials  flagged as regression  rate     normalized decided"]
+Column = tuple[str, str, str]  # (header, key in a table row, format spec)
+
+
+def format_detection(
+    table: dict[float, dict],
+    columns: tuple[Column, ...] = (("normalized decided", "decided_by_normalized", "d"),),
+) -> str:
+    """A detection table as text: per injected level, trials, regressions found, rate, and `columns`."""
+    lines = [
+        "injected slowdown   trials  flagged as regression  rate     " + "  ".join(c[0] for c in columns)
+    ]
     for level, row in table.items():
         label = "none (false alarm)" if level == 0 else f"{level:.0%}"
-        lines.append(
-            f"{label:<18}  {row['trials']:>6}  {row['flagged']:>21}  {row['rate']:>6.1%}  "
-            f"{row['decided_by_normalized']:>18}"
-        )
+        cells = "  ".join(f"{row[key]:>{len(header)}{spec}}" for header, key, spec in columns)
+        lines.append(f"{label:<18}  {row['trials']:>6}  {row['flagged']:>21}  {row['rate']:>6.1%}  {cells}")
     return "\n".join(lines)
 
 
@@ -117,3 +126,89 @@ def tables(runs: list[dict[float, Values]], alpha: float, min_effect: float) -> 
         "last:5": detection_table(runs, alpha, min_effect, 5),
         "previous, no history": detection_table(runs, alpha, min_effect, 1, with_history=False),
     }
+
+
+# ---- A/B: how often `python -m bench ab` finds an injected slowdown, and how often it cries wolf ----
+
+AB_LEVELS = (0.0, 0.02, 0.05, 0.10)
+AB_CASES = {
+    "hf-w32-L512": FAST_CASE,
+    "blocked-w128-L2048": {**FAST_CASE, "implementation": "blocked", "window": 128, "seq_len": 2048},
+}
+
+
+def ab_trial_levels(null_trials: int, trials: int, levels: tuple[float, ...], seed: int = 0) -> list[float]:
+    """Every trial's injected slowdown: `null_trials` at 0 and `trials` at each other level, shuffled
+    (seeded), so that a slow spell of the machine does not fall on one level alone."""
+    order = [0.0] * null_trials + [level for level in levels if level for _ in range(trials)]
+    random.Random(seed).shuffle(order)
+    return order
+
+
+def collect_ab(
+    options: dict,
+    job: Job,
+    levels: list[float],
+    processes: int,
+    seconds: float,
+    done: Callable[[list[dict]], None] = lambda trials: None,
+) -> list[dict]:
+    """One A/B session per trial, as `python -m bench ab` runs one: fresh servers and workers for
+    both sides (the same checkout), the candidate's rounds stretched by the trial's level.
+    `done` sees the trials so far after each one (to save them as they come)."""
+    from bench.ab import BASELINE, CANDIDATE, ABPool
+    from bench.sampling import Side
+
+    trials: list[dict] = []
+    for index, level in enumerate(levels):
+        started = time.perf_counter()
+        with ABPool(
+            Side(BASELINE),
+            Side(CANDIDATE),
+            options,
+            processes,
+            1,
+            seconds=seconds,
+            candidate_slowdown=level,
+            seed=index,
+        ) as pool:
+            pool.sample(job)
+            sides = pool.last.samples
+        trials.append(
+            {
+                "level": level,
+                "seconds": time.perf_counter() - started,
+                "rounds_per_process": len(sides[CANDIDATE][0].seconds),
+                **{side: values(sides[side], job, 1).__dict__ for side in (BASELINE, CANDIDATE)},
+            }
+        )
+        done(trials)
+    return trials
+
+
+def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> dict[float, dict]:
+    """Per level: trials, judged regression / improvement / no change, rate, seconds per trial."""
+    from bench.pairs import judge_pair
+
+    table: dict[float, dict] = {}
+    for level in sorted({t["level"] for t in trials}):
+        rows = [
+            judge_pair("trial", Values(**t["baseline"]), Values(**t["candidate"]), alpha, min_effect)
+            for t in trials
+            if t["level"] == level
+        ]
+        found = sum(row.verdict == REGRESSION for row in rows)
+        table[level] = {
+            "trials": len(rows),
+            "flagged": found,
+            "rate": found / len(rows),
+            "improvement": sum(row.verdict == IMPROVEMENT for row in rows),
+            "median_seconds": statistics.median(t["seconds"] for t in trials if t["level"] == level),
+        }
+    return table
+
+
+AB_COLUMNS: tuple[Column, ...] = (
+    ("'improvement'", "improvement", "d"),
+    ("s per trial", "median_seconds", ".1f"),
+)

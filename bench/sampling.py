@@ -3,30 +3,40 @@
 Rounds inside one process are not independent samples: a process keeps its memory layout, thread
 placement and allocator state, and on a 2-core CPU process-to-process differences are larger than
 round-to-round ones. So every benchmark runs in each of N worker processes (never two computing at
-once), each building the same seeded work, warming it up and timing a few rounds; a process's
-median is one sample. On the CPU the rounds are interleaved across the workers (see WorkerPool).
+once), each building the same seeded work, warming it up and timing rounds; a process's median is
+one sample. On the CPU the rounds are interleaved across the workers (see `schedule`).
 
-The workers are forked from a server that has imported torch and transformers but run nothing
-(multiprocessing's forkserver), so a worker costs milliseconds to start instead of seconds, yet
-allocates, spawns its threads and places its memory on its own. Workers live for the session; each
-benchmark's N values still come from N different processes. After every timed round the worker
-times one round of the calibration workload (bench/calibration.py), so that a round and its
-yardstick see the machine in the same state.
+A side (`Side`: an interpreter, a checkout of the suite, extra variables, option overrides) has one
+server process (bench/worker.py) that imports torch, transformers and the side's workloads once and
+forks a worker per request, so a worker costs milliseconds to start, yet allocates, spawns its
+threads and places its memory on its own. After every timed round a worker times one round of the
+calibration workload, so that a round and its yardstick see the machine in the same state.
+`WorkerPool` is one side's workers (a pytest run); bench/ab.py pairs the workers of two sides.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
-import multiprocessing.forkserver
+import dataclasses
+import json
 import os
+import random
+import socket
 import statistics
-import time
-import traceback
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import sendfds
+from pathlib import Path
 
+SUITE_ROOT = Path(__file__).resolve().parents[1]
+WORKER_FILE = Path(__file__).with_name("worker.py")
 PRELOAD = ["torch", "transformers", "bench.workloads"]
+# Run this checkout's worker.py by path, so that `import bench` finds the side's checkout (the cwd).
+BOOTSTRAP = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,7 @@ class Job:
     """What one worker runs for one benchmark: a workload of bench/workloads.py and how to time it.
 
     `slowdown` is for the detector's self-tests only: it stretches every timed round by that fraction
-    of the round's own time with extra work inside the timed region (`ExtraWork`).
+    of the round's own time with extra work inside the timed region (bench/worker.py's ExtraWork).
     """
 
     workload: str
@@ -46,6 +56,31 @@ class Job:
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.workload}({args})"
+
+    def message(self) -> dict:
+        return {
+            "workload": self.workload,
+            "params": self.params,
+            "rounds": self.rounds,
+            "warmup": self.warmup,
+            "slowdown": self.slowdown,
+        }
+
+
+@dataclass(frozen=True)
+class Side:
+    """Who runs the work: an interpreter, a checkout of the suite, variables and run options on top
+    of the session's. The default is this interpreter and this checkout, as they are."""
+
+    name: str = ""
+    python: str = sys.executable
+    root: Path = SUITE_ROOT
+    env: dict[str, str] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
+    ref: str | None = None
+
+    def label(self) -> str:
+        return f" of the {self.name} side" if self.name else ""
 
 
 @dataclass
@@ -72,161 +107,227 @@ class ProcessSample:
 
 
 class WorkerFailed(RuntimeError):
-    """A worker raised (its traceback is in the message) or died while running a job."""
+    """A worker or a side's server raised (its traceback is in the message) or died."""
 
 
-class ExtraWork:
-    """The injected slowdown: more of the same kind of work (small matmuls on the device) until the
-    wanted time has passed. A bare Python busy loop would not do: on the 2-core CPU an injected 25%
-    of it made the rounds 45-75% longer (the torch work after it ran slower), so the slowdown would
-    not be the one injected."""
-
-    def __init__(self, device) -> None:
-        import torch
-
-        self.device = device
-        self.x = torch.randn(64, 64, device=device, generator=torch.Generator(device=device).manual_seed(0))
-
-    def run_for(self, seconds: float) -> None:
-        import torch
-
-        from bench.device import synchronize
-
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            torch.mm(self.x, self.x)
-            synchronize(self.device)
+def _answer(conn: Connection, what: str, on_eof: Callable[[], str]):
+    try:
+        status, value = conn.recv()
+    except (EOFError, OSError):
+        raise WorkerFailed(on_eof()) from None
+    if status == "error":
+        raise WorkerFailed(f"{what}:\n{value}")
+    return value
 
 
-class TimedJob:
-    """A job inside a worker: built and warmed up once, then timed one round at a time."""
+class Server:
+    """A side's server process (bench/worker.py `serve`); `ready()` waits for its imports."""
 
-    def __init__(self, spec, job: Job) -> None:
-        from bench.calibration import Calibration
-        from bench.workloads import build
+    def __init__(self, side: Side, options: dict, threads: int) -> None:
+        self.side = side
+        ours, theirs = socket.socketpair()
+        self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server's life; closed in close()
+        path = os.environ.get("PYTHONPATH")
+        env = {**os.environ, **side.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(side.root), path]))}
+        config = {"options": {**options, **side.options}, "threads": threads, "preload": PRELOAD}
+        self.process = subprocess.Popen(
+            [side.python, "-c", BOOTSTRAP, str(WORKER_FILE), str(theirs.fileno()), json.dumps(config)],
+            cwd=side.root,
+            env=env,
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            stderr=self.stderr,
+        )
+        theirs.close()
+        self.channel = ours
+        self.conn = Connection(os.dup(ours.fileno()))
+        self.stack: dict | None = None
 
-        self.device, self.slowdown = spec.device, job.slowdown
-        self.workload = build(spec, job.workload, job.params)
-        self.calibration = Calibration(spec.device)
-        self.extra = ExtraWork(spec.device)
-        self.calibration.seconds()  # its first round is cold (2-3x): never time that one
-        for _ in range(job.warmup):
-            self.workload.step()
-            self.calibration.seconds()
+    def output(self) -> str:
+        self.stderr.seek(0)
+        return self.stderr.read().decode(errors="replace").strip()
 
-    def round(self) -> tuple[float, float, object]:
-        """(seconds of one synchronized round, seconds of one calibration round right after, facts)."""
-        from bench.device import synchronize
+    def died(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=10)
+        return (
+            f"the worker server{self.side.label()} ({self.side.python}) exited with code "
+            f"{self.process.returncode}:\n{self.output()}"
+        )
 
-        synchronize(self.device)
-        start = time.perf_counter()
-        facts = self.workload.step()
-        synchronize(self.device)
-        if self.slowdown:
-            self.extra.run_for(self.slowdown * (time.perf_counter() - start))
-        seconds = time.perf_counter() - start
-        return seconds, self.calibration.seconds(), facts
-
-
-def worker_main(conn: Connection, options: dict, threads: int) -> None:
-    """A worker's life: build the run spec once, then answer start/round/finish until told to stop."""
-    from bench.device import use_threads
-    from bench.spec import build_spec
-
-    use_threads(threads)
-    spec = build_spec(**options)
-    timed: TimedJob | None = None
-    while (message := conn.recv()) is not None:
-        command, job = message
-        try:
-            if command == "start":
-                timed = None  # free the previous job's memory first
-                timed = TimedJob(spec, job)
-                conn.send(os.getpid())
-            elif command == "round":
-                conn.send(timed.round())
-            else:  # finish
-                timed = None
-                conn.send(os.getpid())
-        except Exception:
-            timed = None
-            conn.send(
-                WorkerFailed(f"{job.describe()} failed in worker {os.getpid()}:\n{traceback.format_exc()}")
+    def ready(self) -> dict:
+        """The side's stack (python, torch, transformers, suite folder, device) once it has imported
+        everything and validated the options; WorkerFailed with its output if it could not."""
+        if self.stack is None:
+            self.stack = _answer(
+                self.conn,
+                f"the worker server{self.side.label()} could not start ({self.side.python})",
+                self.died,
             )
-    conn.close()
+        return self.stack
+
+    def spawn(self, want_facts: bool) -> Worker:
+        self.ready()
+        ours, theirs = socket.socketpair()
+        try:
+            self.conn.send(("spawn", None))
+            sendfds(self.channel, [theirs.fileno()])
+        except OSError:
+            raise WorkerFailed(self.died()) from None
+        theirs.close()
+        pid = _answer(self.conn, "spawning a worker", self.died)
+        return Worker(self, Connection(ours.detach()), pid, want_facts)
+
+    def exitcode(self, pid: int) -> int | str:
+        try:
+            self.conn.send(("exitcode", pid))
+            return _answer(self.conn, "", lambda: "unknown")
+        except (OSError, WorkerFailed):
+            return "unknown"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.conn.close()
+        self.channel.close()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.stderr.close()
 
 
-def start_server() -> multiprocessing.context.BaseContext:
-    """Start the fork server now; its imports (seconds) overlap with whatever the caller does next."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(PRELOAD)
-    multiprocessing.forkserver.ensure_running()
-    return context
+@dataclass
+class Worker:
+    """One worker process, talked to over its own socket. `slowdown`, when set, replaces the job's
+    injected slowdown in this worker (the candidate side of an A/B self-test)."""
+
+    server: Server
+    conn: Connection
+    pid: int
+    want_facts: bool = True
+    slowdown: float | None = None
+
+    def ask(self, command: str, job: Job):
+        if self.slowdown is not None:
+            job = dataclasses.replace(job, slowdown=self.slowdown)
+        label = self.server.side.label()
+
+        def died() -> str:
+            return (
+                f"{job.describe()}: worker {self.pid}{label} died "
+                f"(exit code {self.server.exitcode(self.pid)})"
+            )
+
+        try:
+            self.conn.send((command, job.message(), self.want_facts))
+        except OSError:
+            raise WorkerFailed(died()) from None
+        return _answer(self.conn, f"{job.describe()} failed in worker {self.pid}{label}", died)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.send(None)
+        self.conn.close()
+
+
+# Rounds are chosen up to this many per process when a time budget decides them (bench/ab.py).
+MAX_ROUNDS = 200
+
+
+def schedule(
+    slots: Sequence[Sequence[Worker]],
+    job: Job,
+    interleave: bool,
+    rounds_for: Callable[[list[dict]], int] = lambda warmups: 0,
+    order: random.Random | None = None,
+) -> dict[int, ProcessSample]:
+    """The job's rounds in every worker, one worker computing at a time; samples by worker pid.
+
+    A slot is a group of workers whose rounds sit next to each other (one worker, or an A/B pair;
+    with `order`, a pair's order is drawn afresh every time). Interleaved (the CPU): start every
+    worker, then round 1 in every slot, round 2 in every slot..., so every process's rounds span the
+    job's whole time and a machine that changes speed for a few seconds affects all alike. Not
+    interleaved (a GPU, where the copies might not fit): each worker starts, runs its rounds and
+    gives its memory back before the next starts. Rounds: `job.rounds`, or more if `rounds_for`
+    (given the warm-up timings of the workers started so far) asks for more.
+    """
+
+    def in_order(slot: Sequence[Worker]) -> list[Worker]:
+        return order.sample(list(slot), len(slot)) if order else list(slot)
+
+    samples: dict[int, ProcessSample] = {}
+    warmups: list[dict] = []
+    rounds = job.rounds
+
+    def start(worker: Worker) -> None:
+        started = worker.ask("start", job)
+        samples[worker.pid] = ProcessSample(started["pid"])
+        warmups.append(started)
+
+    def one_round(worker: Worker) -> None:
+        seconds, calibration, facts = worker.ask("round", job)
+        sample = samples[worker.pid]
+        sample.seconds.append(seconds)
+        sample.calibration.append(calibration)
+        sample.info.append(facts)
+
+    if interleave:
+        for slot in slots:
+            for worker in in_order(slot):
+                start(worker)
+        rounds = max(rounds, rounds_for(warmups))
+        for _ in range(rounds):
+            for slot in slots:
+                for worker in in_order(slot):
+                    one_round(worker)
+        for slot in slots:
+            for worker in slot:
+                worker.ask("finish", job)
+        return samples
+    for slot in slots:
+        for worker in in_order(slot):
+            start(worker)
+            if len(warmups) == 1:  # decided once, from the first worker's warm-up
+                rounds = max(rounds, rounds_for(warmups))
+            for _ in range(rounds):
+                one_round(worker)
+            worker.ask("finish", job)
+    return samples
 
 
 class WorkerPool:
-    """N worker processes; one of them computes at any moment, never two.
+    """One side's N worker processes, alive until `close()`; one of them computes at any moment."""
 
-    `interleave` (the CPU default) starts the job in every worker and then times round 1 in each,
-    round 2 in each, and so on, so every process's rounds span the whole benchmark's time: a machine
-    that changes speed for a few seconds then affects all processes alike instead of a few of them
-    entirely. On a GPU, where N copies of the work might not fit, each worker runs all its rounds in
-    turn.
-    """
-
-    def __init__(self, options: dict, workers: int, threads: int, interleave: bool = True) -> None:
-        context = start_server()
+    def __init__(
+        self,
+        options: dict,
+        workers: int,
+        threads: int,
+        interleave: bool = True,
+        side: Side | None = None,
+        server: Server | None = None,
+    ) -> None:
+        self.server = server or Server(side or Side(), options, threads)
         self.interleave = interleave
-        self.workers: list[tuple[multiprocessing.Process, Connection]] = []
-        for _ in range(workers):
-            ours, theirs = context.Pipe()
-            # not a daemon: FlagPerf's data path starts DataLoader workers of its own
-            process = context.Process(target=worker_main, args=(theirs, options, threads), daemon=False)
-            process.start()
-            theirs.close()
-            self.workers.append((process, ours))
-
-    def ask(self, index: int, command: str, job: Job):
-        process, conn = self.workers[index]
+        self.workers: list[Worker] = []
         try:
-            conn.send((command, job))
-            answer = conn.recv()
-        except (EOFError, OSError):
-            process.join(timeout=5)
-            raise WorkerFailed(
-                f"{job.describe()}: worker {process.pid} died (exit code {process.exitcode})"
-            ) from None
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
+            self.workers = [self.server.spawn(want_facts=True) for _ in range(workers)]
+        except BaseException:
+            self.close()
+            raise
 
     def sample(self, job: Job) -> list[ProcessSample]:
         """The job's rounds in every worker; the first failure stops the benchmark with its cause."""
-        indices = range(len(self.workers))
-        samples: list[ProcessSample] = []
-        batches = [list(indices)] if self.interleave else [[i] for i in indices]
-        for batch in batches:
-            started = {i: ProcessSample(self.ask(i, "start", job)) for i in batch}
-            for _ in range(job.rounds):
-                for i, sample in started.items():
-                    seconds, calibration, facts = self.ask(i, "round", job)
-                    sample.seconds.append(seconds)
-                    sample.calibration.append(calibration)
-                    sample.info.append(facts)
-            for i in batch:
-                self.ask(i, "finish", job)
-            samples.extend(started.values())
-        return samples
+        samples = schedule([[w] for w in self.workers], job, self.interleave)
+        return [samples[w.pid] for w in self.workers]
 
     def close(self) -> None:
-        for _, conn in self.workers:
-            with contextlib.suppress(OSError):  # already gone
-                conn.send(None)
-        for process, _ in self.workers:
-            process.join(timeout=10)
-            if process.is_alive():
-                process.kill()
+        for worker in self.workers:
+            worker.close()
         self.workers = []
+        self.server.close()
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -240,7 +341,7 @@ def summary(samples: list[ProcessSample], job: Job, threads: int) -> dict:
     and per process the medians, raw and normalized (the values the comparison tests)."""
     return {
         "workers": len(samples),
-        "rounds_per_worker": job.rounds,
+        "rounds_per_worker": len(samples[0].seconds) if samples else job.rounds,
         "warmup_rounds_per_worker": job.warmup,
         "worker_threads": threads,
         "process_rounds": [s.seconds for s in samples],

@@ -1,4 +1,5 @@
-"""The statistics behind a verdict, in the standard library alone (compare must answer in a second).
+"""The statistics behind a verdict: scipy.stats for the t distribution and Welch's test (no torch:
+compare and the A/B verdicts must answer in about a second).
 
 A run's sample for one benchmark is its per-process medians (bench/sampling.py): rounds within a
 process are not independent, processes are more nearly so. But runs differ by more than their
@@ -17,58 +18,9 @@ import math
 import statistics
 from dataclasses import dataclass
 
+from scipy import stats
+
 REGRESSION, IMPROVEMENT, NO_CHANGE, UNTESTABLE = "regression", "improvement", "no change", "cannot tell"
-
-
-def _beta_continued_fraction(a: float, b: float, x: float) -> float:
-    """Lentz's method for the continued fraction of the incomplete beta function."""
-    tiny, eps = 1e-300, 1e-15
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= d * c
-        if abs(d * c - 1.0) < eps:
-            break
-    return result
-
-
-def incomplete_beta(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_continued_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_continued_fraction(b, a, 1.0 - x) / b
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with `df` degrees of freedom (any positive real)."""
-    tail = 0.5 * incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
-def t_quantile(p: float, df: float) -> float:
-    """The t with P(T <= t) = p, by bisection (the CDF is monotone)."""
-    low, high = -1e3, 1e3
-    for _ in range(64):  # 2e3 / 2**64: far below float precision of a quantile
-        mid = (low + high) / 2
-        if t_cdf(mid, df) < p:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2
 
 
 @dataclass(frozen=True)
@@ -94,21 +46,19 @@ def log_ratio_change(baseline: list[float], candidate: list[float], confidence: 
         return None
     logs_b, logs_c = [math.log(v) for v in baseline], [math.log(v) for v in candidate]
     diff = statistics.fmean(logs_c) - statistics.fmean(logs_b)
-    var_b, var_c = statistics.variance(logs_b) / len(logs_b), statistics.variance(logs_c) / len(logs_c)
-    se = math.sqrt(var_b + var_c)
+    se = math.sqrt(statistics.variance(logs_b) / len(logs_b) + statistics.variance(logs_c) / len(logs_c))
     if se == 0.0:  # identical values on both sides: the change is exact
         p_value = 1.0 if diff == 0.0 else 0.0
         return Change(
             math.exp(diff), math.exp(diff), math.exp(diff), p_value, len(baseline), len(candidate), 0.0
         )
-    df = (var_b + var_c) ** 2 / (var_b**2 / (len(logs_b) - 1) + var_c**2 / (len(logs_c) - 1))
-    half = t_quantile(0.5 + confidence / 2, df) * se
-    p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df))
+    test = stats.ttest_ind(logs_c, logs_b, equal_var=False)
+    interval = test.confidence_interval(confidence)
     return Change(
         math.exp(diff),
-        math.exp(diff - half),
-        math.exp(diff + half),
-        p_value,
+        math.exp(interval.low),
+        math.exp(interval.high),
+        float(test.pvalue),
         len(baseline),
         len(candidate),
         se,
@@ -138,8 +88,8 @@ def run_change(
     diff = run_level(candidate) - statistics.fmean(levels)
     se = sd * math.sqrt(1.0 + 1.0 / len(levels))
     df = max(history - 1, 1)
-    half = t_quantile(0.5 + confidence / 2, df) * se
-    p_value = 2.0 * (1.0 - t_cdf(abs(diff) / se, df)) if se > 0 else float(diff == 0.0)
+    half = stats.t.ppf(0.5 + confidence / 2, df) * se
+    p_value = float(2.0 * stats.t.sf(abs(diff) / se, df)) if se > 0 else float(diff == 0.0)
     n_base = sum(len(run) for run in baseline_runs)
     return Change(
         math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, n_base, len(candidate), se
@@ -158,3 +108,25 @@ def verdict(change: Change | None, alpha: float, min_effect: float) -> str:
     if change.ratio <= 1.0 / (1.0 + min_effect):
         return IMPROVEMENT
     return NO_CHANGE
+
+
+@dataclass(frozen=True)
+class Row:
+    benchmark: str
+    baseline_seconds: float | None
+    latest_seconds: float | None
+    raw: Change | None
+    normalized: Change | None
+    calibration: Change | None
+    decided_by: str
+    verdict: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Values:
+    """One side of a comparison: per-process medians, their calibration times, and the ratios."""
+
+    process: list[float]
+    calibration: list[float]
+    normalized: list[float]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.attention import layer_inputs, make_layer, use_attention
-from bench.calibration import Calibration
 from bench.data import to_device
 from bench.distributed import World
 from bench.masking import MLMMasker
@@ -33,6 +32,7 @@ from bench.train import (
     steps_per_epoch,
     train_step,
 )
+from bench.worker import Calibration
 
 SINGLE = World(1, 0, 0)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
 import pytest
 
 from bench.options import option_defaults
-from bench.sampling import Job, WorkerFailed, WorkerPool, summary
+from bench.sampling import Job, Side, WorkerFailed, WorkerPool, summary
 from fixtures.sampling import INJECT_ENV, injected_slowdown
 
 PARAMS = {"implementation": "blocked", "window": 32, "seq_len": 512, "batch": 2, "passes": "forward"}
@@ -54,11 +56,18 @@ def test_a_failing_job_names_itself_and_its_cause_and_the_pool_goes_on(pool):
 
 def test_a_worker_that_dies_is_reported():
     with WorkerPool(option_defaults(), workers=1, threads=1) as workers:
-        process, _ = workers.workers[0]
-        process.kill()
-        process.join()
+        os.kill(workers.workers[0].pid, signal.SIGKILL)
         with pytest.raises(WorkerFailed, match=r"worker \d+ died \(exit code -9\)"):
             workers.sample(JOB)
+
+
+def test_a_server_that_cannot_start_says_why(tmp_path):
+    """An interpreter without the suite's packages: its error comes back, before anything is timed."""
+    no_site = tmp_path / "python"
+    no_site.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    no_site.chmod(0o755)
+    with pytest.raises(WorkerFailed, match=r"(?s)could not start.*No module named 'torch'"):
+        WorkerPool(option_defaults(), workers=1, threads=1, side=Side(python=str(no_site)))
 
 
 @pytest.mark.parametrize(("value", "message"), [("x", "not a number"), ("-0.1", "must be >= 0")])

@@ -1,0 +1,231 @@
+"""A/B in one session (bench/ab.py, bench/pairs.py): the schedule, the detector on itself, the pair files.
+
+The detector tests measure the calibration workload itself on both sides: its time over the
+calibration round beside it is steady even on a shared CPU, so they check the A/B machinery and the
+test, not the machine; `python -m bench power --ab` measures it on a real benchmark.
+tests/test_ab_command.py runs the command end to end.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, check_stacks, commit_of
+from bench.errors import BenchInputError
+from bench.options import option_defaults
+from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
+from bench.power import values
+from bench.sampling import SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
+from bench.stats import NO_CHANGE, REGRESSION
+
+CALIBRATION = Job("calibration", {}, rounds=15, warmup=1)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with ABPool(
+        Side(BASELINE), Side(CANDIDATE), option_defaults(), 4, 1, seconds=0.1, servers_per_side=1
+    ) as ab:
+        yield ab
+
+
+def verdict_at(pool: ABPool, slowdown: float):
+    pool.candidate_slowdown = slowdown
+    pool.renew()
+    pool.sample(CALIBRATION)
+    sides = pool.last.samples
+    return judge_pair(
+        "calibration",
+        values(sides[BASELINE], CALIBRATION, 1),
+        values(sides[CANDIDATE], CALIBRATION, 1),
+        alpha=0.01,
+        min_effect=0.02,
+    )
+
+
+def test_same_code_on_both_sides_is_not_a_regression(pool):
+    row = verdict_at(pool, 0.0)
+    assert row.verdict == NO_CHANGE, row
+    assert 0.97 < row.normalized.ratio < 1.03, row
+
+
+def test_a_10_percent_slower_candidate_is_a_regression(pool):
+    row = verdict_at(pool, 0.10)
+    assert row.verdict == REGRESSION, row
+    assert row.normalized.low < 1.10 * 1.02 and row.normalized.high > 1.10 / 1.02, row  # about 10%
+    assert pool.last.jobs[CANDIDATE].slowdown == 0.10 and pool.last.jobs[BASELINE].slowdown == 0.0
+
+
+def test_both_sides_sample_in_their_own_processes_and_keep_every_round(pool):
+    pool.candidate_slowdown = None
+    pool.sample(CALIBRATION)
+    sides = pool.last.samples
+    pids = [s.pid for side in (BASELINE, CANDIDATE) for s in sides[side]]
+    assert len(set(pids)) == 8 and os.getpid() not in pids
+    assert all(len(s.seconds) == len(s.calibration) >= CALIBRATION.rounds for s in sides[BASELINE])
+    assert pool.stacks[BASELINE]["suite"] == str(SUITE_ROOT / "bench")
+
+
+def test_a_baseline_worker_that_dies_is_named_with_its_side(pool):
+    os.kill(pool.pairs[0][0].pid, signal.SIGKILL)
+    with pytest.raises(
+        WorkerFailed, match=r"calibration\(\): worker \d+ of the baseline side died \(exit code -9\)"
+    ):
+        pool.sample(CALIBRATION)
+    pool.renew()
+
+
+class FakeWorker:
+    """Records the order in which the schedule asks workers for what."""
+
+    def __init__(self, pid: int, log: list) -> None:
+        self.pid, self.log = pid, log
+
+    def ask(self, command: str, job: Job):
+        self.log.append((command, self.pid))
+        if command == "start":
+            return {"pid": self.pid, "warmup": [(0.01, 0.01)]}
+        if command == "round":
+            return 0.01, 0.01, None
+        return self.pid
+
+
+def test_interleaved_pairs_sit_side_by_side_in_a_random_order():
+    log: list = []
+    pairs = [(FakeWorker(2 * i, log), FakeWorker(2 * i + 1, log)) for i in range(3)]
+    samples = schedule(pairs, Job("x", {}, rounds=4), True, order=random.Random(0))
+    rounds = [pid for command, pid in log if command == "round"]
+    assert len(rounds) == 4 * 6
+    for first, second in zip(rounds[::2], rounds[1::2], strict=True):
+        assert first // 2 == second // 2  # each round of one side next to its partner's
+    firsts = {pid % 2 for pid in rounds[::2]}
+    assert firsts == {0, 1}  # both orders occur
+    commands = [command for command, _ in log]
+    assert commands.index("round") > max(i for i, c in enumerate(commands) if c == "start")
+    assert all(len(s.seconds) == 4 for s in samples.values())
+
+
+def test_rounds_follow_the_budget_and_not_below_the_benchmarks_own():
+    log: list = []
+    pairs = [(FakeWorker(0, log), FakeWorker(1, log))]
+    samples = schedule(pairs, Job("x", {}, rounds=2), True, rounds_for=lambda warmups: 7)
+    assert [len(s.seconds) for s in samples.values()] == [7, 7]
+    samples = schedule(pairs, Job("x", {}, rounds=9), True, rounds_for=lambda warmups: 7)
+    assert [len(s.seconds) for s in samples.values()] == [9, 9]
+
+
+def test_sequential_schedule_runs_one_worker_at_a_time_and_frees_it():
+    log: list = []
+    pairs = [(FakeWorker(0, log), FakeWorker(1, log)), (FakeWorker(2, log), FakeWorker(3, log))]
+    schedule(pairs, Job("x", {}, rounds=2), False, order=random.Random(1))
+    for pid in range(4):
+        mine = [i for i, (_, p) in enumerate(log) if p == pid]
+        assert mine == list(range(mine[0], mine[0] + 4))  # start, 2 rounds, finish, uninterrupted
+        assert [log[i][0] for i in mine] == ["start", "round", "round", "finish"]
+
+
+def stack(device: str = "cpu", root: Path = SUITE_ROOT) -> dict:
+    return {"device": device, "suite": str(root / "bench")}
+
+
+def test_sides_on_different_devices_are_refused():
+    base = Side(BASELINE, options={"device": "cuda"})
+    with pytest.raises(
+        BenchInputError, match=r"--baseline-option device=cuda: .*different devices .*cuda.*cpu"
+    ):
+        check_stacks(base, Side(CANDIDATE), {BASELINE: stack("cuda"), CANDIDATE: stack()})
+
+
+def test_a_side_that_imports_another_checkout_is_refused(tmp_path):
+    base = Side(BASELINE, python="/some/python")
+    with pytest.raises(BenchInputError, match=r"--baseline-python /some/python: .* imports the suite from"):
+        check_stacks(base, Side(CANDIDATE), {BASELINE: stack(root=tmp_path), CANDIDATE: stack()})
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["X"], r"--baseline-option 'X': expected NAME=VALUE"),
+        (["=1"], r"--baseline-option '=1': expected NAME=VALUE"),
+        (["nope=1"], r"--baseline-option 'nope=1': unknown option 'nope'"),
+    ],
+)
+def test_bad_assignments_name_the_flag(given, message):
+    with pytest.raises(BenchInputError, match=message):
+        assignments("--baseline-option", given, {"attention", "dtype"})
+
+
+def test_options_may_be_given_as_flags():
+    assert assignments(
+        "--baseline-option", ["--attention=blocked", "dtype=bf16"], {"attention", "dtype"}
+    ) == {
+        "attention": "blocked",
+        "dtype": "bf16",
+    }
+
+
+def test_a_missing_or_non_executable_python_is_refused(tmp_path):
+    with pytest.raises(BenchInputError, match=r"--baseline-python .*missing: no such file"):
+        check_python(str(tmp_path / "missing"))
+    plain = tmp_path / "python"
+    plain.write_text("")
+    with pytest.raises(BenchInputError, match=r"--baseline-python .*: not an executable file"):
+        check_python(str(plain))
+    assert check_python(sys.executable) == sys.executable
+
+
+def test_an_unknown_ref_is_refused():
+    with pytest.raises(BenchInputError, match=r"--baseline-ref no-such-ref-xyz: no such commit"):
+        commit_of("no-such-ref-xyz")
+
+
+def fake_pair(ratio: float) -> dict[str, dict]:
+    def sample(pid: int, scale: float) -> ProcessSample:
+        rounds = [scale * (1 + 0.001 * ((pid + i) % 3)) for i in range(5)]
+        return ProcessSample(pid, rounds, [1.0] * 5)
+
+    job = Job("attention_step", {"implementation": "hf"}, rounds=5)
+    pairs = {
+        "bench/x.py::test_x": (
+            {BASELINE: job, CANDIDATE: job},
+            {BASELINE: [sample(p, 1.0) for p in range(4)], CANDIDATE: [sample(p, ratio) for p in range(4)]},
+        )
+    }
+    candidate_json = {
+        "machine_info": {"longformer_bench": {"torch": "x"}},
+        "benchmarks": [
+            {
+                "fullname": "bench/x.py::test_x",
+                "name": "test_x",
+                "extra_info": {"tokens_per_s": 1},
+                "stats": {},
+            },
+            {"fullname": "bench/x.py::test_not_sampled", "name": "y", "extra_info": {}, "stats": {}},
+        ],
+    }
+    info = {"session": "s1", "sides": {BASELINE: {"torch": "2.11"}, CANDIDATE: {"torch": "2.13"}}}
+    return {side: side_json(candidate_json, side, pairs, 1, info) for side in (BASELINE, CANDIDATE)}
+
+
+def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
+    sides = fake_pair(1.10)
+    first = save_pair(tmp_path, "s1", sides)
+    second = save_pair(tmp_path, "s2", sides)
+    assert first.name == "0001_s1" and second.name == "0002_s2"
+    assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["0001_s1", "0002_s2"]  # no temporary left
+    assert find_pair(first / "candidate.json") == first and find_pair(tmp_path) is None
+    loaded = load_pair(first)
+    assert loaded[BASELINE]["machine_info"]["longformer_bench"]["torch"] == "2.11"
+    assert [b["fullname"] for b in loaded[CANDIDATE]["benchmarks"]] == ["bench/x.py::test_x"]
+    assert (
+        loaded[CANDIDATE]["benchmarks"][0]["extra_info"]["tokens_per_s"] == 1
+    )  # the candidate keeps its facts
+    assert loaded[BASELINE]["benchmarks"][0]["stats"]["rounds"] == 20
+    (row,) = judge_saved(loaded, 0.01, 0.02)
+    assert row.verdict == REGRESSION and row.normalized.ratio == pytest.approx(1.10)

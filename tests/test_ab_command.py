@@ -1,0 +1,150 @@
+"""`python -m bench ab` end to end, as the README's pull-request recipe runs it: both sides in one
+session, the pair saved whole, verdicts on the terminal and as JSON, bad input refused before timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
+QUICK = ("--processes", "3", "--seconds", "2")
+VERDICTS = {"regression", "improvement", "no change", "cannot tell"}
+
+
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+
+
+def pairs_in(results: Path) -> list[Path]:
+    folder = results / "ab"
+    return sorted(p for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
+    results = tmp_path / "results"
+    run = bench("ab", "--baseline-ref", "HEAD", *QUICK, "--results", str(results), "--json", "-k", SMALL_CASE)
+    assert run.returncode == 0, run.stdout + run.stderr
+    verdicts = json.loads(run.stdout)
+    (row,) = verdicts["benchmarks"]
+    assert row["benchmark"].endswith("test_attention_step[w32-L512-b2-blocked-forward]")
+    assert (
+        row["verdict"] in VERDICTS and row["low"] <= row["ratio"] <= row["high"] and 0 <= row["p_value"] <= 1
+    )
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    assert verdicts["sides"]["baseline"]["ref"] == "HEAD" and verdicts["sides"]["baseline"]["commit"] == head
+    (pair,) = pairs_in(results)
+    assert sorted(p.name for p in pair.iterdir()) == ["baseline.json", "candidate.json"]
+    saved = {side: json.loads((pair / f"{side}.json").read_text()) for side in ("baseline", "candidate")}
+    assert saved["baseline"]["ab"]["session"] == saved["candidate"]["ab"]["session"]
+    assert saved["baseline"]["ab"]["side"] == "baseline"
+    for side in saved.values():
+        (entry,) = side["benchmarks"]
+        assert entry["extra_info"]["workers"] == 3 and entry["stats"]["rounds"] >= 3 * 3
+    # the worktree of HEAD is gone again
+    worktrees = subprocess.run(["git", "worktree", "list"], cwd=ROOT, capture_output=True, text=True).stdout
+    assert "lfbench-ab-" not in worktrees
+    # compare recognizes the pair; pytest-benchmark reads both sides
+    again = bench("compare", "--results", str(results), "--ab")
+    assert again.returncode == 0, again.stderr
+    assert "test_attention_step[w32-L512-b2-blocked-forward]" in again.stdout and "ratio" in again.stdout
+    theirs = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "pytest-benchmark"),
+            "compare",
+            str(pair / "baseline.json"),
+            str(pair / "candidate.json"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert theirs.returncode == 0, theirs.stderr
+    assert "baseline" in theirs.stdout and "candidate" in theirs.stdout
+
+
+def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_path):
+    """--baseline-python through a wrapper script (as a second environment would be); the candidate
+    25% slower is flagged, and --fail-on-regression turns that into exit code 1."""
+    wrapper = tmp_path / "python"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    results = tmp_path / "results"
+    run = bench(
+        "ab",
+        "--baseline-python",
+        str(wrapper),
+        *QUICK,
+        "--results",
+        str(results),
+        "--inject-slowdown",
+        "0.25",
+        "--fail-on-regression",
+        "-k",
+        SMALL_CASE,
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "regression" in run.stdout and "25% slowdown injected" in run.stdout
+    assert len(pairs_in(results)) == 1
+
+
+def no_torch_python(tmp_path: Path) -> str:
+    wrapper = tmp_path / "python-without-site"
+    wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--baseline-python", "{tmp}/missing"), "--baseline-python {tmp}/missing: no such file"),
+        (("--baseline-python", "{tmp}"), "--baseline-python {tmp}: not an executable file"),
+        (("--baseline-python", "NO_TORCH"), "--baseline-python NO_TORCH: cannot start its workers"),
+        (("--baseline-ref", "no-such-ref-xyz"), "--baseline-ref no-such-ref-xyz: no such commit"),
+        (("--baseline-env", "NOVALUE"), "--baseline-env 'NOVALUE': expected NAME=VALUE"),
+        (("--baseline-option", "dtype=fp64"), "--dtype 'fp64': unknown dtype"),
+        (("--processes", "1", "--baseline-ref", "HEAD"), "--processes 1: need at least 2"),
+        (("--baseline-ref", "HEAD", "--benchmark-disable"), "--benchmark-disable: not with ab"),
+        ((), "ab needs a baseline"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_timed(tmp_path, args, message):
+    no_torch = no_torch_python(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)).replace("NO_TORCH", no_torch) for a in args]
+    message = message.replace("{tmp}", str(tmp_path)).replace("NO_TORCH", no_torch)
+    run = bench("ab", *args, "--results", str(tmp_path / "results"), "-k", SMALL_CASE)
+    assert run.returncode in (2, 4), run.stdout + run.stderr  # ours, or pytest's usage error
+    assert message in run.stdout + run.stderr
+    assert "passed" not in run.stdout
+    assert not pairs_in(tmp_path / "results")
+
+
+def test_a_session_that_fails_saves_nothing(tmp_path):
+    run = bench(
+        "ab",
+        "--baseline-ref",
+        "HEAD",
+        *QUICK,
+        "--results",
+        str(tmp_path / "results"),
+        "-k",
+        SMALL_CASE,
+        env={"LFBENCH_TEST_INJECT_SLOWDOWN": "not-a-number"},
+    )
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "nothing saved" in run.stderr
+    assert not pairs_in(tmp_path / "results")
