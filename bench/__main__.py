@@ -338,62 +338,32 @@ def power_ab(args: argparse.Namespace) -> int:
     """`power --ab`: trials of `bench ab` on one benchmark, same code on both sides, with a known
     slowdown injected into the candidate; saved after every trial (an interrupted measurement
     keeps what it measured)."""
-    from bench.history import replace_atomically
     from bench.options import option_defaults
-    from bench.power import (
-        AB_CASES,
-        AB_COLUMNS,
-        AB_LEVELS,
-        ab_detection_table,
-        ab_trial_levels,
-        collect_ab,
-        format_detection,
-    )
-    from bench.sampling import Job
+    from bench.power import AB_CASES, AB_COLUMNS, ABPower, format_detection
     from bench.spec import positive_float, positive_int
 
     if args.case not in AB_CASES:
         raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join(AB_CASES)}")
-    null_trials = positive_int("--null-trials", args.null_trials)
-    trials = positive_int("--trials", args.trials)
-    processes = positive_int("--processes", args.processes)
-    seconds = positive_float("--seconds", args.seconds)
     check_thresholds(args.alpha, args.min_effect)
-    from bench.benchmarks.test_attention_step import ROUNDS, WARMUP_ROUNDS
+    measurement = ABPower(
+        args.case,
+        positive_int("--null-trials", args.null_trials),
+        positive_int("--trials", args.trials),
+        positive_int("--processes", args.processes),
+        positive_float("--seconds", args.seconds),
+        args.alpha,
+        args.min_effect,
+    )
 
-    job = Job("attention_step", AB_CASES[args.case], ROUNDS, WARMUP_ROUNDS)
-    levels = ab_trial_levels(null_trials, trials, AB_LEVELS)
-    started = time.perf_counter()
+    def progress(done: int) -> None:
+        print(f"\r{done}/{len(measurement.levels)} trials", end="", file=sys.stderr, flush=True)
 
-    def result(measured: list[dict]) -> dict:
-        return {
-            "job": job.describe(),
-            "processes": processes,
-            "seconds_per_benchmark": seconds,
-            "alpha": args.alpha,
-            "min_effect": args.min_effect,
-            "planned_trials": len(levels),
-            "elapsed_seconds": time.perf_counter() - started,
-            "table": {
-                str(k): v for k, v in ab_detection_table(measured, args.alpha, args.min_effect).items()
-            },
-            "trials": measured,
-        }
-
-    def done(measured: list[dict]) -> None:
-        print(
-            f"\r{len(measured)}/{len(levels)} trials, {time.perf_counter() - started:.0f} s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-        if args.save:
-            replace_atomically(Path(args.save), json.dumps(result(measured), indent=1).encode())
-
-    measured = collect_ab(option_defaults(), job, levels, processes, seconds, done)
+    result = measurement.run(option_defaults(), Path(args.save) if args.save else None, progress)
     print(file=sys.stderr)
-    print(f"{job.describe()}, {processes} processes per side, {seconds:g} s per benchmark")
-    print(format_detection(ab_detection_table(measured, args.alpha, args.min_effect), AB_COLUMNS))
+    print(
+        f"{result['job']}, {measurement.processes} processes per side, {measurement.seconds:g} s a benchmark"
+    )
+    print(format_detection({float(k): v for k, v in result["table"].items()}, AB_COLUMNS))
     return 0
 
 

@@ -11,10 +11,12 @@ The share of trials judged a regression is the detection rate; at level 0 it is 
 from __future__ import annotations
 
 import dataclasses
+import json
 import random
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
 from bench.sampling import Job, WorkerPool, summary
@@ -145,6 +147,11 @@ def ab_trial_levels(null_trials: int, trials: int, levels: tuple[float, ...], se
     return order
 
 
+def ab_job(case: str) -> Job:
+    """A fast-profile attention benchmark, with its own rounds (ab adds rounds to fit its budget)."""
+    return dataclasses.replace(fast_profile_job(), params=AB_CASES[case])
+
+
 def collect_ab(
     options: dict,
     job: Job,
@@ -184,6 +191,52 @@ def collect_ab(
         )
         done(trials)
     return trials
+
+
+@dataclasses.dataclass
+class ABPower:
+    """One `power --ab` measurement: its settings, and `run`, which saves the result after every
+    trial (atomically) when given a file."""
+
+    case: str
+    null_trials: int
+    trials: int
+    processes: int
+    seconds: float
+    alpha: float = 0.01
+    min_effect: float = 0.02
+
+    def __post_init__(self) -> None:
+        self.job = ab_job(self.case)
+        self.levels = ab_trial_levels(self.null_trials, self.trials, AB_LEVELS)
+
+    def result(self, measured: list[dict], elapsed: float) -> dict:
+        table = ab_detection_table(measured, self.alpha, self.min_effect)
+        return {
+            "job": self.job.describe(),
+            "processes": self.processes,
+            "seconds_per_benchmark": self.seconds,
+            "alpha": self.alpha,
+            "min_effect": self.min_effect,
+            "planned_trials": len(self.levels),
+            "elapsed_seconds": elapsed,
+            "table": {str(level): row for level, row in table.items()},
+            "trials": measured,
+        }
+
+    def run(self, options: dict, save: Path | None = None, progress: Callable[[int], None] = print) -> dict:
+        from bench.history import replace_atomically
+
+        started = time.perf_counter()
+
+        def done(measured: list[dict]) -> None:
+            progress(len(measured))
+            if save:
+                payload = json.dumps(self.result(measured, time.perf_counter() - started), indent=1)
+                replace_atomically(save, payload.encode())
+
+        measured = collect_ab(options, self.job, self.levels, self.processes, self.seconds, done)
+        return self.result(measured, time.perf_counter() - started)
 
 
 def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> dict[float, dict]:

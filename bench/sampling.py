@@ -136,6 +136,7 @@ class Server:
             env=env,
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
+            stdout=self.stderr,  # nothing a worker prints may mix into the driver's output (ab --json)
             stderr=self.stderr,
         )
         theirs.close()

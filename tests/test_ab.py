@@ -20,7 +20,7 @@ from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, che
 from bench.errors import BenchInputError
 from bench.options import option_defaults
 from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
-from bench.power import values
+from bench.power import AB_COLUMNS, ab_detection_table, collect_ab, format_detection, values
 from bench.sampling import SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
 from bench.stats import NO_CHANGE, REGRESSION
 
@@ -229,3 +229,15 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
     assert loaded[BASELINE]["benchmarks"][0]["stats"]["rounds"] == 20
     (row,) = judge_saved(loaded, 0.01, 0.02)
     assert row.verdict == REGRESSION and row.normalized.ratio == pytest.approx(1.10)
+
+
+def test_the_power_measurement_runs_trials_with_fresh_sessions_and_tabulates_them():
+    """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
+    trials = collect_ab(option_defaults(), CALIBRATION, [0.0, 0.25], processes=3, seconds=0.1)
+    assert [t["level"] for t in trials] == [0.0, 0.25]
+    assert all(len(t[side]["normalized"]) == 3 for t in trials for side in (BASELINE, CANDIDATE))
+    table = ab_detection_table(trials, 0.01, 0.02)
+    assert set(table) == {0.0, 0.25} and table[0.25]["trials"] == 1
+    assert table[0.0]["flagged"] == 0 and table[0.25]["flagged"] == 1, table
+    text = format_detection(table, AB_COLUMNS)
+    assert "none (false alarm)" in text and "25%" in text and "s per trial" in text
