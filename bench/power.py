@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from scipy import stats
+
 from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
 from bench.sampling import Job, WorkerPool, summary
 from bench.stats import IMPROVEMENT, REGRESSION, Values
@@ -251,10 +253,12 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
             if t["level"] == level
         ]
         found = sum(row.verdict == REGRESSION for row in rows)
+        interval = stats.binomtest(found, len(rows)).proportion_ci(0.95, method="exact")
         table[level] = {
             "trials": len(rows),
             "flagged": found,
             "rate": found / len(rows),
+            "rate_95": f"{interval.low:.1%}-{interval.high:.1%}",
             "improvement": sum(row.verdict == IMPROVEMENT for row in rows),
             "median_seconds": statistics.median(t["seconds"] for t in trials if t["level"] == level),
         }
@@ -262,6 +266,7 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
 
 
 AB_COLUMNS: tuple[Column, ...] = (
+    ("rate, 95% interval", "rate_95", ""),
     ("'improvement'", "improvement", "d"),
     ("s per trial", "median_seconds", ".1f"),
 )
