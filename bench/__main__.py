@@ -465,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     abp.add_argument("--processes", default="10", help="worker processes per side (default 10)")
     abp.add_argument(
-        "--seconds", default="10", help="timed seconds per benchmark, both sides together (default 10)"
+        "--seconds", default="20", help="timed seconds per benchmark, both sides together (default 20)"
     )
     abp.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
     abp.add_argument(
@@ -493,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
     check.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")
     check.add_argument("--processes", default="10", help="with --ab: processes per side (default 10, as ab)")
-    check.add_argument("--seconds", default="10", help="with --ab: seconds per benchmark (default 10, as ab)")
+    check.add_argument("--seconds", default="20", help="with --ab: seconds per benchmark (default 20, as ab)")
     check.set_defaults(handler=power)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args, unknown = parser.parse_known_args(argv)

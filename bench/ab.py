@@ -10,17 +10,15 @@ GPU, where both sides' copies might not fit, the pair's processes run one after 
 giving its memory back (the same verdicts; the CPU design is what the detection table measured).
 
 Each side's workers are forked from `SERVERS_PER_SIDE` servers in turn (see there).
-How many rounds: as many as fit a time budget per benchmark (`seconds`, both sides' timed rounds
-together), judged from the warm-up rounds, at least the benchmark's own.
+How many rounds: as many as fit a time budget per benchmark (`seconds`: the wall time of both
+sides' timed rounds and their calibration rounds), at least the benchmark's own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import random
 import shutil
-import statistics
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -29,7 +27,6 @@ from pathlib import Path
 
 from bench.errors import BenchInputError
 from bench.sampling import (
-    MAX_ROUNDS,
     SUITE_ROOT,
     Job,
     ProcessSample,
@@ -65,7 +62,7 @@ class ABPool:
     processes: int
     threads: int
     interleave: bool = True
-    seconds: float = 10.0
+    seconds: float = 20.0
     candidate_slowdown: float | None = None  # the detector's self-tests and power table only
     seed: int = 0
     servers_per_side: int = SERVERS_PER_SIDE
@@ -112,21 +109,10 @@ class ABPool:
         self.pairs = []
         self.spawn(self.processes)
 
-    def rounds_for(self, job: Job):
-        def rounds(warmups: list[dict]) -> int:
-            timings = [w["warmup"][-1] for w in warmups if w["warmup"]]
-            if not timings:
-                return job.rounds
-            per_round = statistics.median(seconds + calibration for seconds, calibration in timings)
-            fit = math.floor(self.seconds / (2 * self.processes * per_round))
-            return max(job.rounds, min(MAX_ROUNDS, fit))
-
-        return rounds
-
     def sample(self, job: Job) -> list[ProcessSample]:
         """Sample `job` on both sides (kept in `last`); the candidate's samples, as WorkerPool's
         `sample` returns them, so a benchmark's own recording code runs unchanged."""
-        by_pid = schedule(self.pairs, job, self.interleave, self.rounds_for(job), self.order)
+        by_pid = schedule(self.pairs, job, self.interleave, self.seconds, self.order)
         samples = {
             BASELINE: [by_pid[base.pid] for base, _ in self.pairs],
             CANDIDATE: [by_pid[cand.pid] for _, cand in self.pairs],

@@ -189,6 +189,11 @@ def collect_ab(
                 "seconds": time.perf_counter() - started,
                 "rounds_per_process": len(sides[CANDIDATE][0].seconds),
                 **{side: values(sides[side], job, 1).__dict__ for side in (BASELINE, CANDIDATE)},
+                # every round and its calibration round, per process: for studies of other estimators
+                "rounds": {
+                    side: [{"seconds": s.seconds, "calibration": s.calibration} for s in sides[side]]
+                    for side in (BASELINE, CANDIDATE)
+                },
             }
         )
         done(trials)

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -233,15 +234,15 @@ class Worker:
         self.conn.close()
 
 
-# Rounds are chosen up to this many per process when a time budget decides them (bench/ab.py).
-MAX_ROUNDS = 200
+# Rounds per process when a time budget decides them (bench/ab.py): at most this many.
+MAX_ROUNDS = 400
 
 
 def schedule(
     slots: Sequence[Sequence[Worker]],
     job: Job,
     interleave: bool,
-    rounds_for: Callable[[list[dict]], int] = lambda warmups: 0,
+    seconds: float = 0.0,
     order: random.Random | None = None,
 ) -> dict[int, ProcessSample]:
     """The job's rounds in every worker, one worker computing at a time; samples by worker pid.
@@ -251,21 +252,20 @@ def schedule(
     worker, then round 1 in every slot, round 2 in every slot..., so every process's rounds span the
     job's whole time and a machine that changes speed for a few seconds affects all alike. Not
     interleaved (a GPU, where the copies might not fit): each worker starts, runs its rounds and
-    gives its memory back before the next starts. Rounds: `job.rounds`, or more if `rounds_for`
-    (given the warm-up timings of the workers started so far) asks for more.
+    gives its memory back before the next starts.
+
+    Rounds: `job.rounds`; with a budget of `seconds` (the wall time of all timed rounds, their
+    calibration rounds included), more sweeps while the budget lasts, every process the same number
+    (at most MAX_ROUNDS). Not interleaved, the first worker's share of the budget sets the count.
     """
 
     def in_order(slot: Sequence[Worker]) -> list[Worker]:
         return order.sample(list(slot), len(slot)) if order else list(slot)
 
     samples: dict[int, ProcessSample] = {}
-    warmups: list[dict] = []
-    rounds = job.rounds
 
     def start(worker: Worker) -> None:
-        started = worker.ask("start", job)
-        samples[worker.pid] = ProcessSample(started["pid"])
-        warmups.append(started)
+        samples[worker.pid] = ProcessSample(worker.ask("start", job)["pid"])
 
     def one_round(worker: Worker) -> None:
         seconds, calibration, facts = worker.ask("round", job)
@@ -274,26 +274,36 @@ def schedule(
         sample.calibration.append(calibration)
         sample.info.append(facts)
 
+    def more(done: int, started: float, budget: float) -> bool:
+        return done < job.rounds or (done < MAX_ROUNDS and time.perf_counter() - started < budget)
+
     if interleave:
         for slot in slots:
             for worker in in_order(slot):
                 start(worker)
-        rounds = max(rounds, rounds_for(warmups))
-        for _ in range(rounds):
+        done, started = 0, time.perf_counter()
+        while more(done, started, seconds):
             for slot in slots:
                 for worker in in_order(slot):
                     one_round(worker)
+            done += 1
         for slot in slots:
             for worker in slot:
                 worker.ask("finish", job)
         return samples
+    rounds = None
+    share = seconds / max(1, sum(len(slot) for slot in slots))
     for slot in slots:
         for worker in in_order(slot):
             start(worker)
-            if len(warmups) == 1:  # decided once, from the first worker's warm-up
-                rounds = max(rounds, rounds_for(warmups))
-            for _ in range(rounds):
-                one_round(worker)
+            if rounds is None:  # decided once, by the first worker's share of the budget
+                rounds, started = 0, time.perf_counter()
+                while more(rounds, started, share):
+                    one_round(worker)
+                    rounds += 1
+            else:
+                for _ in range(rounds):
+                    one_round(worker)
             worker.ask("finish", job)
     return samples
 

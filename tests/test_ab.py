@@ -12,6 +12,7 @@ import os
 import random
 import signal
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from bench.errors import BenchInputError
 from bench.options import option_defaults
 from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
 from bench.power import AB_COLUMNS, ab_detection_table, collect_ab, format_detection, values
-from bench.sampling import SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
+from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
 from bench.stats import NO_CHANGE, REGRESSION
 
 CALIBRATION = Job("calibration", {}, rounds=15, warmup=1)
@@ -92,6 +93,7 @@ class FakeWorker:
         if command == "start":
             return {"pid": self.pid, "warmup": [(0.01, 0.01)]}
         if command == "round":
+            time.sleep(0.001)
             return 0.01, 0.01, None
         return self.pid
 
@@ -111,13 +113,16 @@ def test_interleaved_pairs_sit_side_by_side_in_a_random_order():
     assert all(len(s.seconds) == 4 for s in samples.values())
 
 
-def test_rounds_follow_the_budget_and_not_below_the_benchmarks_own():
+def test_rounds_fill_the_budget_and_never_fall_below_the_benchmarks_own():
     log: list = []
     pairs = [(FakeWorker(0, log), FakeWorker(1, log))]
-    samples = schedule(pairs, Job("x", {}, rounds=2), True, rounds_for=lambda warmups: 7)
-    assert [len(s.seconds) for s in samples.values()] == [7, 7]
-    samples = schedule(pairs, Job("x", {}, rounds=9), True, rounds_for=lambda warmups: 7)
-    assert [len(s.seconds) for s in samples.values()] == [9, 9]
+    samples = schedule(pairs, Job("x", {}, rounds=3), True, seconds=0.0)
+    assert [len(s.seconds) for s in samples.values()] == [3, 3]
+    started = time.perf_counter()
+    samples = schedule(pairs, Job("x", {}, rounds=3), True, seconds=0.2)
+    assert time.perf_counter() - started >= 0.2
+    assert len({len(s.seconds) for s in samples.values()}) == 1  # every process the same count
+    assert 3 < len(next(iter(samples.values())).seconds) <= MAX_ROUNDS
 
 
 def test_sequential_schedule_runs_one_worker_at_a_time_and_frees_it():

@@ -18,7 +18,7 @@ from fixtures.options import option_values
 
 RUNS = 40
 AB_POWER_ENV = "LFBENCH_AB_POWER"
-AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS = 200, 40, 10, 10.0  # `python -m bench ab`'s defaults
+AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS = 200, 40, 10, 20.0  # `python -m bench ab`'s defaults
 
 
 def skip_unless_measuring(benchmark, run_spec, command: str) -> None:
