@@ -212,10 +212,11 @@ class ABPower:
     seconds: float
     alpha: float = 0.01
     min_effect: float = 0.02
+    injected: tuple[float, ...] = AB_LEVELS
 
     def __post_init__(self) -> None:
         self.job = ab_job(self.case)
-        self.levels = ab_trial_levels(self.null_trials, self.trials, AB_LEVELS)
+        self.levels = ab_trial_levels(self.null_trials, self.trials, self.injected)
 
     def result(self, measured: list[dict], elapsed: float) -> dict:
         table = ab_detection_table(measured, self.alpha, self.min_effect)

@@ -8,6 +8,7 @@ tests/test_ab_command.py runs the command end to end.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -21,7 +22,7 @@ from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, che
 from bench.errors import BenchInputError
 from bench.options import option_defaults
 from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
-from bench.power import AB_COLUMNS, ab_detection_table, collect_ab, format_detection, values
+from bench.power import AB_COLUMNS, ABPower, format_detection, values
 from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
 from bench.stats import NO_CHANGE, REGRESSION
 
@@ -236,13 +237,19 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
     assert row.verdict == REGRESSION and row.normalized.ratio == pytest.approx(1.10)
 
 
-def test_the_power_measurement_runs_trials_with_fresh_sessions_and_tabulates_them():
+def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulates_them(tmp_path):
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
-    trials = collect_ab(option_defaults(), CALIBRATION, [0.0, 0.25], processes=3, seconds=0.1)
-    assert [t["level"] for t in trials] == [0.0, 0.25]
-    assert all(len(t[side]["normalized"]) == 3 for t in trials for side in (BASELINE, CANDIDATE))
-    table = ab_detection_table(trials, 0.01, 0.02)
-    assert set(table) == {0.0, 0.25} and table[0.25]["trials"] == 1
-    assert table[0.0]["flagged"] == 0 and table[0.25]["flagged"] == 1, table
+    measurement = ABPower("hf-w32-L512", 1, 1, processes=3, seconds=2.0, injected=(0.0, 0.25))
+    saved = tmp_path / "power.json"
+    result = measurement.run(option_defaults(), saved, progress=lambda done: None)
+    assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
+    trials = result["trials"]
+    assert sorted(t["level"] for t in trials) == [0.0, 0.25]
+    for trial in trials:
+        assert all(len(trial[side]["normalized"]) == 3 for side in (BASELINE, CANDIDATE))
+        assert len(trial["rounds"][CANDIDATE][0]["seconds"]) == trial["rounds_per_process"] >= 3
+    table = {float(k): v for k, v in result["table"].items()}
+    assert table[0.0]["trials"] == table[0.25]["trials"] == 1
+    assert table[0.25]["flagged"] == 1, table  # 25% on a real benchmark, even at this size
     text = format_detection(table, AB_COLUMNS)
     assert "none (false alarm)" in text and "25%" in text and "s per trial" in text

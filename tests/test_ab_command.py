@@ -148,3 +148,9 @@ def test_a_session_that_fails_saves_nothing(tmp_path):
     assert run.returncode == 1, run.stdout + run.stderr
     assert "nothing saved" in run.stderr
     assert not pairs_in(tmp_path / "results")
+
+
+def test_the_power_measurement_refuses_an_unknown_case():
+    run = bench("power", "--ab", "--case", "nope")
+    assert run.returncode == 2
+    assert "--case 'nope': expected one of hf-w32-L512, blocked-w128-L2048" in run.stderr
