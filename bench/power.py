@@ -266,6 +266,7 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
             "rate": found / len(rows),
             "rate_95": f"{interval.low:.1%}-{interval.high:.1%}",
             "improvement": sum(row.verdict == IMPROVEMENT for row in rows),
+            "median_ratio": statistics.median(row.normalized.ratio for row in rows if row.normalized),
             "median_seconds": statistics.median(t["seconds"] for t in trials if t["level"] == level),
         }
     return table
@@ -273,6 +274,7 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
 
 AB_COLUMNS: tuple[Column, ...] = (
     ("rate, 95% interval", "rate_95", ""),
+    ("median ratio", "median_ratio", ".4f"),
     ("'improvement'", "improvement", "d"),
     ("s per trial", "median_seconds", ".1f"),
 )
