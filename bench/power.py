@@ -237,14 +237,17 @@ class ABPower:
 
         started = time.perf_counter()
 
-        def done(measured: list[dict]) -> None:
-            progress(len(measured))
-            if save:
-                payload = json.dumps(self.result(measured, time.perf_counter() - started), indent=1)
-                replace_atomically(save, payload.encode())
+        result: dict = {}
 
-        measured = collect_ab(options, self.job, self.levels, self.processes, self.seconds, done)
-        return self.result(measured, time.perf_counter() - started)
+        def done(measured: list[dict]) -> None:
+            nonlocal result
+            progress(len(measured))
+            result = self.result(measured, time.perf_counter() - started)
+            if save:
+                replace_atomically(save, json.dumps(result, indent=1).encode())
+
+        collect_ab(options, self.job, self.levels, self.processes, self.seconds, done)
+        return result  # as saved after the last trial
 
 
 def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> dict[float, dict]:
