@@ -239,14 +239,14 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
 
 def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulates_them(tmp_path):
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
-    measurement = ABPower("hf-w32-L512", 1, 1, processes=3, seconds=2.0, injected=(0.0, 0.25))
+    measurement = ABPower("hf-w32-L512", 1, 1, processes=6, seconds=3.0, injected=(0.0, 0.25))
     saved = tmp_path / "power.json"
     result = measurement.run(option_defaults(), saved, progress=lambda done: None)
     assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
     trials = result["trials"]
     assert sorted(t["level"] for t in trials) == [0.0, 0.25]
     for trial in trials:
-        assert all(len(trial[side]["normalized"]) == 3 for side in (BASELINE, CANDIDATE))
+        assert all(len(trial[side]["normalized"]) == 6 for side in (BASELINE, CANDIDATE))
         assert len(trial["rounds"][CANDIDATE][0]["seconds"]) == trial["rounds_per_process"] >= 3
     table = {float(k): v for k, v in result["table"].items()}
     assert table[0.0]["trials"] == table[0.25]["trials"] == 1

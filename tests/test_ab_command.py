@@ -14,6 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
 QUICK = ("--processes", "3", "--seconds", "2")
+# Enough processes that 25% is found every time: with 3 a side Welch's test has ~4 degrees of
+# freedom, and a 25% slowdown of the 3 ms benchmark once came out at p = 0.013 in CI.
+DETECTING = ("--processes", "6", "--seconds", "4")
 VERDICTS = {"regression", "improvement", "no change", "cannot tell"}
 
 
@@ -87,7 +90,7 @@ def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_p
         "ab",
         "--baseline-python",
         str(wrapper),
-        *QUICK,
+        *DETECTING,
         "--results",
         str(results),
         "--inject-slowdown",
