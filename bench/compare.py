@@ -166,13 +166,7 @@ def check_fingerprints(baseline: list[Run], latest: Run, force: bool) -> bool:
 
 def values_of(run: Run, fullname: str) -> Values:
     """One benchmark's per-process values in one run (empty lists where none were saved)."""
-    extra = run.benchmarks().get(fullname, {}).get("extra_info", {})
-    return Values(
-        *(
-            list(extra.get(key, []))
-            for key in ("process_medians", "calibration_medians", "normalized_medians")
-        )
-    )
+    return Values.from_extra_info(run.benchmarks().get(fullname, {}).get("extra_info", {}))
 
 
 def pooled(runs: list[Values]) -> Values:

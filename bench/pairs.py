@@ -24,11 +24,13 @@ from pathlib import Path
 
 from pytest_benchmark.stats import Stats
 
+from bench.ab import BASELINE, CANDIDATE
+from bench.compare import format_seconds
 from bench.errors import BenchInputError
 from bench.sampling import Job, ProcessSample, summary
 from bench.stats import REGRESSION, Change, Row, Values, log_ratio_change, verdict
 
-SIDES = ("baseline", "candidate")
+SIDES = (BASELINE, CANDIDATE)
 # The score the verdict is decided on: the machine-normalized per-process medians (each round over
 # the calibration round after it); see the README's A/B detection table for why.
 SCORE = "normalized"
@@ -134,16 +136,6 @@ def load_pair(folder: Path) -> dict[str, dict]:
     return loaded
 
 
-def values(entry: dict) -> Values:
-    extra = entry.get("extra_info", {})
-    return Values(
-        *(
-            list(extra.get(key, []))
-            for key in ("process_medians", "calibration_medians", "normalized_medians")
-        )
-    )
-
-
 def judge_pair(name: str, baseline: Values, candidate: Values, alpha: float, min_effect: float) -> Row:
     """The in-session verdict of one benchmark: candidate / baseline on `SCORE`, Welch's test."""
     confidence = 1.0 - alpha
@@ -171,7 +163,15 @@ def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[
     for entry in pair["candidate"]["benchmarks"]:
         name = entry.get("fullname")
         if name in base:
-            rows.append(judge_pair(name, values(base[name]), values(entry), alpha, min_effect))
+            rows.append(
+                judge_pair(
+                    name,
+                    Values.from_extra_info(base[name].get("extra_info", {})),
+                    Values.from_extra_info(entry.get("extra_info", {})),
+                    alpha,
+                    min_effect,
+                )
+            )
     return rows
 
 
@@ -194,12 +194,6 @@ def format_change(change: Change | None) -> str:
     if change is None:
         return "-"
     return f"{change.ratio:.4f} [{change.low:.4f}, {change.high:.4f}]"
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
 def format_pair(ab: dict, rows: list[Row], alpha: float, min_effect: float, where: Path | None) -> str:

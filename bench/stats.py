@@ -130,3 +130,13 @@ class Values:
     process: list[float]
     calibration: list[float]
     normalized: list[float]
+
+    @classmethod
+    def from_extra_info(cls, extra: dict) -> Values:
+        """The per-process values a saved benchmark keeps (empty lists where none were saved)."""
+        return cls(
+            *(
+                list(extra.get(key, []))
+                for key in ("process_medians", "calibration_medians", "normalized_medians")
+            )
+        )
