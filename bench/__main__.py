@@ -355,10 +355,13 @@ def power_ab(args: argparse.Namespace) -> int:
         args.min_effect,
     )
 
-    def progress(done: int) -> None:
-        print(f"\r{done}/{len(measurement.levels)} trials", end="", file=sys.stderr, flush=True)
+    def progress(done: int, planned: int) -> None:
+        print(f"\r{done}/{planned} trials", end="", file=sys.stderr, flush=True)
 
-    result = measurement.run(option_defaults(), Path(args.save) if args.save else None, progress)
+    if args.resume and not args.save:
+        raise BenchInputError("--resume: needs --save FILE, the measurement to go on with")
+    save = Path(args.save) if args.save else None
+    result = measurement.run(option_defaults(), save, progress, args.resume)
     print(file=sys.stderr)
     print(
         f"{result['job']}, {measurement.processes} processes per side, {measurement.seconds:g} s a benchmark"
@@ -489,11 +492,18 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--min-effect", type=float, default=0.02)
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
     check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
-    check.add_argument("--case", default="hf-w32-L512", help="with --ab: hf-w32-L512 or blocked-w128-L2048")
+    check.add_argument(
+        "--case", default="hf-w32-L512", help="with --ab: hf-w32-L512, blocked-w128-L2048 or epoch-slice"
+    )
     check.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
     check.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")
     check.add_argument("--processes", default="10", help="with --ab: processes per side (default 10, as ab)")
     check.add_argument("--seconds", default="20", help="with --ab: seconds per benchmark (default 20, as ab)")
+    check.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --ab: go on from the trials in --save FILE up to the counts asked for",
+    )
     check.set_defaults(handler=power)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
     args, unknown = parser.parse_known_args(argv)

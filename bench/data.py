@@ -114,6 +114,12 @@ def reblock(blocks: TokenBlocks, seq_len: int) -> TokenBlocks:
     return TokenBlocks(source=blocks.source, **arrays)
 
 
+def head(blocks: TokenBlocks, n_samples: int) -> TokenBlocks:
+    """The first `n_samples` blocks (all of them when there are fewer)."""
+    arrays = {key: getattr(blocks, key)[:n_samples] for key in KEYS}
+    return TokenBlocks(source=blocks.source, **arrays)
+
+
 @dataclass(frozen=True)
 class DeviceSplit(Blocks):
     """A split resident on the device, so the training loop never waits on host copies."""

@@ -10,6 +10,7 @@ The share of trials judged a regression is the detection rate; at level 0 it is 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import random
@@ -135,23 +136,34 @@ def tables(runs: list[dict[float, Values]], alpha: float, min_effect: float) -> 
 # ---- A/B: how often `python -m bench ab` finds an injected slowdown, and how often it cries wolf ----
 
 AB_LEVELS = (0.0, 0.02, 0.05, 0.10)
-AB_CASES = {
+ATTENTION_CASES = {
     "hf-w32-L512": FAST_CASE,
     "blocked-w128-L2048": {**FAST_CASE, "implementation": "blocked", "window": 128, "seq_len": 2048},
 }
+AB_CASES = (*ATTENTION_CASES, "epoch-slice")
 
 
-def ab_trial_levels(null_trials: int, trials: int, levels: tuple[float, ...], seed: int = 0) -> list[float]:
-    """Every trial's injected slowdown: `null_trials` at 0 and `trials` at each other level, shuffled
-    (seeded), so that a slow spell of the machine does not fall on one level alone."""
-    order = [0.0] * null_trials + [level for level in levels if level for _ in range(trials)]
+def ab_trial_levels(counts: dict[float, int], seed: int = 0) -> list[float]:
+    """Every trial's injected slowdown, `counts[level]` trials at each level, shuffled (seeded), so
+    that a slow spell of the machine does not fall on one level alone."""
+    order = [level for level, n in counts.items() for _ in range(n)]
     random.Random(seed).shuffle(order)
     return order
 
 
-def ab_job(case: str) -> Job:
-    """A fast-profile attention benchmark, with its own rounds (ab adds rounds to fit its budget)."""
-    return dataclasses.replace(fast_profile_job(), params=AB_CASES[case])
+def ab_job(case: str, options: dict) -> Job:
+    """A fast-profile benchmark as its test samples it, with its own rounds (ab adds rounds to fit
+    its budget): an attention case, or the epoch slice at the run's batch size."""
+    if case == "epoch-slice":
+        from bench.benchmarks.test_epoch_throughput import SLICE_ROUNDS, SLICE_STEPS, SLICE_WARMUP
+
+        params = {
+            "data_path": "device",
+            "rounds": SLICE_ROUNDS + SLICE_WARMUP,
+            "max_samples": SLICE_STEPS * int(options["batch_size"]),
+        }
+        return Job("epoch", params, SLICE_ROUNDS, SLICE_WARMUP)
+    return dataclasses.replace(fast_profile_job(), params=ATTENTION_CASES[case])
 
 
 def collect_ab(
@@ -160,15 +172,15 @@ def collect_ab(
     levels: list[float],
     processes: int,
     seconds: float,
-    done: Callable[[list[dict]], None] = lambda trials: None,
-) -> list[dict]:
+    done: Callable[[dict], None] = lambda trial: None,
+    first_seed: int = 0,
+) -> None:
     """One A/B session per trial, as `python -m bench ab` runs one: fresh servers and workers for
-    both sides (the same checkout), the candidate's rounds stretched by the trial's level.
-    `done` sees the trials so far after each one (to save them as they come)."""
+    both sides (the same checkout), the candidate's rounds stretched by the trial's level, the
+    pair order seeded by first_seed + the trial's index. `done` gets each trial as it ends."""
     from bench.ab import BASELINE, CANDIDATE, ABPool
     from bench.sampling import Side
 
-    trials: list[dict] = []
     for index, level in enumerate(levels):
         started = time.perf_counter()
         with ABPool(
@@ -179,11 +191,11 @@ def collect_ab(
             1,
             seconds=seconds,
             candidate_slowdown=level,
-            seed=index,
+            seed=first_seed + index,
         ) as pool:
             pool.sample(job)
             sides = pool.last.samples
-        trials.append(
+        done(
             {
                 "level": level,
                 "seconds": time.perf_counter() - started,
@@ -196,14 +208,12 @@ def collect_ab(
                 },
             }
         )
-        done(trials)
-    return trials
 
 
 @dataclasses.dataclass
 class ABPower:
     """One `power --ab` measurement: its settings, and `run`, which saves the result after every
-    trial (atomically) when given a file."""
+    trial (atomically) when given a file, and with `resume` goes on from the trials saved there."""
 
     case: str
     null_trials: int
@@ -214,39 +224,69 @@ class ABPower:
     min_effect: float = 0.02
     injected: tuple[float, ...] = AB_LEVELS
 
-    def __post_init__(self) -> None:
-        self.job = ab_job(self.case)
-        self.levels = ab_trial_levels(self.null_trials, self.trials, self.injected)
+    def wanted(self) -> dict[float, int]:
+        return {level: self.null_trials if level == 0 else self.trials for level in self.injected}
 
-    def result(self, measured: list[dict], elapsed: float) -> dict:
+    def result(self, job: Job, measured: list[dict], elapsed: float) -> dict:
         table = ab_detection_table(measured, self.alpha, self.min_effect)
         return {
-            "job": self.job.describe(),
+            "job": job.describe(),
             "processes": self.processes,
             "seconds_per_benchmark": self.seconds,
             "alpha": self.alpha,
             "min_effect": self.min_effect,
-            "planned_trials": len(self.levels),
+            "planned_trials": sum(self.wanted().values()),  # by this run's counts
             "elapsed_seconds": elapsed,
             "table": {str(level): row for level, row in table.items()},
             "trials": measured,
         }
 
-    def run(self, options: dict, save: Path | None = None, progress: Callable[[int], None] = print) -> dict:
+    def saved_trials(self, save: Path, job: Job) -> tuple[list[dict], float]:
+        """The trials already in `save` and the seconds they took, refused when measured otherwise."""
+        from bench.errors import BenchInputError
+
+        try:
+            saved = json.loads(save.read_text())
+            same = {"job": job.describe(), "processes": self.processes, "seconds_per_benchmark": self.seconds}
+            differs = [
+                f"{key} {saved[key]!r} (now {value!r})" for key, value in same.items() if saved[key] != value
+            ]
+            trials, elapsed = saved["trials"], float(saved["elapsed_seconds"])
+        except FileNotFoundError:
+            return [], 0.0
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise BenchInputError(f"--save {save}: not a `power --ab` result to resume ({err!r})") from None
+        if differs:
+            raise BenchInputError(f"--save {save}: measured with other settings: {'; '.join(differs)}")
+        return trials, elapsed
+
+    def run(
+        self,
+        options: dict,
+        save: Path | None = None,
+        progress: Callable[[int, int], None] = lambda done, planned: None,
+        resume: bool = False,
+    ) -> dict:
         from bench.history import replace_atomically
 
+        job = ab_job(self.case, options)
+        measured, before = self.saved_trials(save, job) if resume and save else ([], 0.0)
+        have = collections.Counter(t["level"] for t in measured)
+        missing = {level: max(0, n - have[level]) for level, n in self.wanted().items()}
+        levels = ab_trial_levels(missing, seed=len(measured))
+        planned = len(measured) + len(levels)
         started = time.perf_counter()
+        result = self.result(job, measured, before)
 
-        result: dict = {}
-
-        def done(measured: list[dict]) -> None:
+        def done(trial: dict) -> None:
             nonlocal result
-            progress(len(measured))
-            result = self.result(measured, time.perf_counter() - started)
+            measured.append(trial)
+            progress(len(measured), planned)
+            result = self.result(job, measured, before + time.perf_counter() - started)
             if save:
                 replace_atomically(save, json.dumps(result, indent=1).encode())
 
-        collect_ab(options, self.job, self.levels, self.processes, self.seconds, done)
+        collect_ab(options, job, levels, self.processes, self.seconds, done, first_seed=len(measured))
         return result  # as saved after the last trial
 
 

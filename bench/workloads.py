@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.attention import layer_inputs, make_layer, use_attention
-from bench.data import to_device
+from bench.data import head, to_device
 from bench.distributed import World
 from bench.masking import MLMMasker
 from bench.model import build_model
@@ -142,19 +142,29 @@ def training_step(spec: RunSpec, attention: str, rounds: int) -> Workload:
 EPOCH_WARMUP_STEPS = 2
 
 
-def epoch(spec: RunSpec, data_path: str, rounds: int) -> Workload:
+def epoch(spec: RunSpec, data_path: str, rounds: int, max_samples: int = 0) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
-    runs them; successive rounds are successive epochs of one run, after a few untimed steps."""
-    train_set, eval_set = to_device(spec.train, spec.device), to_device(spec.eval, spec.device)
+    runs them; successive rounds are successive epochs of one run, after a few untimed steps.
+
+    `max_samples` > 0 caps a round at the first samples of each epoch and of the eval set (an epoch
+    slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
+    """
+    train_blocks, eval_blocks = spec.train, spec.eval
+    if max_samples:
+        eval_blocks = head(eval_blocks, max_samples)
+    train_set, eval_set = to_device(train_blocks, spec.device), to_device(eval_blocks, spec.device)
     steps = steps_per_epoch(train_set.n_samples, spec.batch_size, SINGLE)
+    if max_samples:
+        steps = min(steps, steps_per_epoch(max_samples, spec.batch_size, SINGLE))
     trainer = Trainer(
         spec,
         SINGLE,
         fresh_model(spec),
         train_set,
         eval_set,
-        steps * rounds + EPOCH_WARMUP_STEPS,
+        steps * rounds + EPOCH_WARMUP_STEPS,  # the schedule's length; rounds past it train at lr 0
         data_path=data_path,
+        max_steps=steps if max_samples else None,
     )
     trainer.warm_up(EPOCH_WARMUP_STEPS)
     if spec.device.type == "cuda":
@@ -164,11 +174,12 @@ def epoch(spec: RunSpec, data_path: str, rounds: int) -> Workload:
     def step() -> dict:
         start = time.perf_counter()
         record = trainer.epoch(next(done))
-        accuracy = trainer.evaluate().value
+        accuracy = trainer.evaluate()
         return {
             "record": record,
             "train_seconds": time.perf_counter() - start,
-            "accuracy": accuracy,
+            "accuracy": accuracy.value,
+            "eval_samples": eval_set.n_samples,
             "peak_memory_bytes": peak_memory_bytes(spec.device),
         }
 

@@ -22,7 +22,7 @@ from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, che
 from bench.errors import BenchInputError
 from bench.options import option_defaults
 from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
-from bench.power import AB_COLUMNS, ABPower, format_detection, values
+from bench.power import AB_COLUMNS, ABPower, ab_job, format_detection, values
 from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
 from bench.stats import NO_CHANGE, REGRESSION
 
@@ -241,7 +241,7 @@ def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulat
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
     measurement = ABPower("hf-w32-L512", 1, 1, processes=6, seconds=3.0, injected=(0.0, 0.25))
     saved = tmp_path / "power.json"
-    result = measurement.run(option_defaults(), saved, progress=lambda done: None)
+    result = measurement.run(option_defaults(), saved, progress=lambda done, planned: None)
     assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
     trials = result["trials"]
     assert sorted(t["level"] for t in trials) == [0.0, 0.25]
@@ -253,3 +253,33 @@ def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulat
     assert table[0.25]["flagged"] == 1, table  # 25% on a real benchmark, even at this size
     text = format_detection(table, AB_COLUMNS)
     assert "none (false alarm)" in text and "25%" in text and "s per trial" in text
+
+
+def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_settings(tmp_path):
+    """`power --ab --resume`: only the missing trials are measured; a file measured with other
+    settings, or not a measurement at all, is refused naming --save."""
+    saved = tmp_path / "power.json"
+    first = ABPower("hf-w32-L512", 1, 0, processes=4, seconds=1.0, injected=(0.0, 0.25))
+    kept = json.loads(json.dumps(first.run(option_defaults(), saved)["trials"]))
+    planned = []
+    more = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 0.25))
+    result = more.run(
+        option_defaults(), saved, lambda done, total: planned.append((done, total)), resume=True
+    )
+    assert planned == [(2, 2)]
+    assert [t["level"] for t in result["trials"]] == [0.0, 0.25]
+    assert json.loads(json.dumps(result["trials"][:1])) == kept  # the saved trial, untouched
+    with pytest.raises(
+        BenchInputError, match=r"--save .*power.json: measured with other settings: processes 4 \(now 5\)"
+    ):
+        ABPower("hf-w32-L512", 1, 1, processes=5, seconds=1.0).run(option_defaults(), saved, resume=True)
+    saved.write_text("[1, 2]")
+    with pytest.raises(BenchInputError, match=r"--save .*power.json: not a `power --ab` result"):
+        more.run(option_defaults(), saved, resume=True)
+
+
+def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():
+    from bench.benchmarks.test_epoch_throughput import SLICE_STEPS
+
+    job = ab_job("epoch-slice", {**option_defaults(), "batch_size": "8"})
+    assert job.workload == "epoch" and job.params["max_samples"] == SLICE_STEPS * 8

@@ -214,3 +214,19 @@ def test_reaching_the_target_records_the_time_to_it(run_spec):
 def test_bad_stop_options(args, message):
     with pytest.raises(BenchInputError, match=re.escape(message)):
         stop_rules(*args)
+
+
+def test_an_epoch_slice_trains_and_evaluates_the_first_samples_of_each_epoch(run_spec):
+    """The fast profile's epoch round: capped at `max_samples` of the epoch and of the eval set, on
+    through successive epochs; without a cap a round is the whole epoch and the whole eval set."""
+    from bench.workloads import epoch
+
+    size = run_spec.batch_size
+    sliced = epoch(run_spec, "device", rounds=2, max_samples=2 * size - 1)  # a partial batch rounds up
+    rounds = [sliced.step(), sliced.step()]
+    assert [r["record"].epoch for r in rounds] == [0, 1]
+    assert all(r["record"].steps == 2 and r["record"].samples == 2 * size for r in rounds)
+    assert all(r["eval_samples"] == 2 * size - 1 for r in rounds)
+    whole = epoch(run_spec, "device", rounds=1).step()
+    assert whole["record"].steps == steps_per_epoch(run_spec.train.n_samples, size, World(1, 0, 0))
+    assert whole["eval_samples"] == run_spec.eval.n_samples
