@@ -21,7 +21,7 @@ bench: $(STAMP)
 	$(PYTEST) -m fast --benchmark-autosave
 
 test: $(STAMP)
-	$(PYTEST) -rs --benchmark-disable
+	$(PYTEST) --benchmark-disable
 
 # Trend charts per benchmark and one self-contained HTML page over results/.
 report: $(STAMP)

@@ -22,13 +22,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from bench.errors import BenchInputError
     from bench.fingerprint import fingerprint_id, machine_fingerprint
     from bench.history import fingerprint_folder
+    from bench.options import as_given
     from bench.spec import build_spec
     from fixtures.storage import use_fingerprint_storage
 
     try:
         spec = build_spec(**option_values(session.config))
     except BenchInputError as err:
-        raise pytest.UsageError(str(err)) from None
+        raise pytest.UsageError(as_given(str(err), list(session.config.invocation_params.args))) from None
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)
     fingerprint = machine_fingerprint(spec.device, spec.precision.name, spec.worker_threads)
@@ -65,9 +66,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the benchmark workers' server while pytest sets up (it imports torch: seconds)."""
-    benchmark_session = getattr(session.config, "_benchmarksession", None)
-    if benchmark_session is None or benchmark_session.disabled:
-        return
     if any("sampled" in getattr(item, "fixturenames", ()) for item in session.items):
         from fixtures.sampling import start_worker_server
 
@@ -81,3 +79,27 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     fingerprint = config.stash[FINGERPRINT]
     machine_info["longformer_bench"] = fingerprint
     machine_info["fingerprint"] = fingerprint_id(fingerprint)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's table
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    """The figures the run was for (throughput, MFU, memory, speedups, convergence) and, when this
+    run was saved beside earlier ones, compare's verdict per benchmark."""
+    from bench.summary import Measured, summary_lines, verdict_lines
+    from fixtures.ab import AB_POOL
+
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or session.disabled or not session.benchmarks or AB_POOL in config.stash:
+        return  # `python -m bench ab` prints its own table
+    measured = [
+        Measured(b.name, b.group, b.stats.median if b.stats else None, b.extra_info)
+        for b in session.benchmarks
+    ]
+    lines = summary_lines(measured)
+    saved = getattr(session.storage, "saved", None)
+    if saved is not None:
+        lines += ["", *verdict_lines(session.storage.path, saved)]
+    if lines:
+        terminalreporter.section("longformer-bench: the figures behind the times")
+        for text in lines:
+            terminalreporter.write_line(text)

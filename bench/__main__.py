@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 from bench.errors import BenchInputError
-from bench.options import CONVERGENCE_OPTIONS, OPTIONS
+from bench.options import CONVERGENCE_OPTIONS, OPTIONS, as_given
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +35,7 @@ def train(args: argparse.Namespace) -> int:
     from bench.device import use_threads
     from bench.distributed import close_world, init_world
     from bench.runner import DATA_PATHS, append_record, run_training, stop_rules
-    from bench.spec import build_spec, positive_int
+    from bench.spec import build_spec, positive_float, positive_int
 
     run_options = {opt.dest: getattr(args, opt.dest) for opt in OPTIONS}
     if args.data_path not in DATA_PATHS:
@@ -43,6 +43,7 @@ def train(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps <= 0:
         raise BenchInputError(f"--max-steps {args.max_steps}: must be positive")
     stop = stop_rules(args.target_acc, args.time_budget, args.patience)
+    lr = positive_float("--lr", args.lr)
     spec = build_spec(**run_options)
     use_threads(spec.threads)
     world, device = init_world(spec.device)
@@ -55,7 +56,7 @@ def train(args: argparse.Namespace) -> int:
             args.data_path,
             reshuffle=not args.flagperf_sampler,
             max_steps=args.max_steps,
-            lr=args.lr,
+            lr=lr,
             stop=stop,
             progress=True,
         )
@@ -87,7 +88,9 @@ def prepare(args: argparse.Namespace) -> int:
     from bench.prepare import check, prepare
 
     if args.check:
-        for split, stats in check(Path(args.check), args.model_dir and Path(args.model_dir)).items():
+        for split, stats in check(
+            Path(args.check), args.model_dir and Path(args.model_dir), "--check"
+        ).items():
             print(f"{split}: " + json.dumps(stats))
         return 0
     missing = [
@@ -107,9 +110,9 @@ def prepare(args: argparse.Namespace) -> int:
 def report(args: argparse.Namespace) -> int:
     from bench.report import write_report
 
-    storage = Path(args.storage)
+    storage = Path(args.results)
     if not storage.is_dir():
-        raise BenchInputError(f"--storage {storage}: directory does not exist")
+        raise BenchInputError(f"--results {storage}: directory does not exist")
     out = Path(args.out) if args.out else storage / "report.html"
     charts = write_report(storage, out, warn=lambda message: print(f"warning: {message}", file=sys.stderr))
     print(f"{out} ({charts} trend charts)")
@@ -137,7 +140,9 @@ def compare(args: argparse.Namespace) -> int:
     print(
         as_json(base_runs, latest, rows)
         if args.json
-        else format_table(base_runs, latest, rows, args.alpha, args.min_effect)
+        else format_table(
+            base_runs, latest, rows, args.alpha, args.min_effect, args.force, args.process_spread
+        )
     )
     return 1 if args.fail_on_regression and any_regression(rows) else 0
 
@@ -394,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="never call set_epoch: every epoch repeats one order, as FlagPerf does",
     )
-    run.add_argument("--lr", type=float, default=5e-5)
+    run.add_argument("--lr", default="5e-5", help="peak learning rate (default 5e-5, FlagPerf's)")
     run.add_argument("--record", default=None, help="append the run's record to this JSON-lines file")
     run.set_defaults(handler=train)
     build = commands.add_parser("prepare", help="raw text -> FlagPerf's npz files; or --check a folder")
@@ -407,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--model-dir", help="with --check: the model whose vocabulary the ids must fit")
     build.set_defaults(handler=prepare)
     show = commands.add_parser("report", help="trend charts per benchmark and one HTML page")
-    show.add_argument("--storage", default="results", help="the history folder (default results)")
+    show.add_argument("--results", default="results", help="the history folder (default results)")
     show.add_argument("--out", default=None, help="the HTML file (default STORAGE/report.html)")
     show.set_defaults(handler=report)
     diff = commands.add_parser("compare", help="the latest run against a baseline: change, interval, verdict")
@@ -506,15 +511,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.set_defaults(handler=power)
     commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
+    argv = sys.argv[1:] if argv is None else argv
     args, unknown = parser.parse_known_args(argv)
     if args.command == "ab":
         args.pytest_args = unknown
-    elif unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    elif unknown:  # with the command's own usage, which lists what it takes
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.handler(args)
     except BenchInputError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {as_given(str(err), argv)}", file=sys.stderr)
         return 2
 
 

@@ -12,7 +12,7 @@ decided and why (bench/stats.py has the tests).
 from __future__ import annotations
 
 import json
-import statistics
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,12 +92,16 @@ def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None) ->
     return matches[0]
 
 
-def select(runs: list[Run], latest: str | None, baseline: str) -> tuple[list[Run], Run, int | None]:
+def select(
+    runs: list[Run], latest: str | None, baseline: str, warn: Callable[[str], None] = print
+) -> tuple[list[Run], Run, int | None]:
     """(baseline candidates, the latest run, how many of the candidates each benchmark pools).
 
     `previous` and `last:N`: the earlier runs of the latest run's fingerprint folder, of which each
     benchmark pools the newest 1 or N that measured it, so a run of other benchmarks in between (a
-    convergence run, a `-k` subset) does not hide its baseline. A named run: that run, count None.
+    convergence run, a `-k` subset) does not hide its baseline. Unless the latest run is named, it
+    is the newest run that has an earlier one in its folder (a first run at another dtype does not
+    stop the comparison; `warn` says so). A named baseline: that run, count None.
     """
     if not runs:
         raise BenchInputError("no saved runs to compare; save some with `make bench`")
@@ -105,10 +109,20 @@ def select(runs: list[Run], latest: str | None, baseline: str) -> tuple[list[Run
     if baseline == "previous" or baseline.startswith("last:"):
         count = 1 if baseline == "previous" else _count(baseline)
         earlier = earlier_runs(runs, newest)
+        comparable = [r for r in runs if earlier_runs(runs, r)]
+        if not earlier and not latest and comparable:
+            warn(
+                f"{newest.name} is the first run in its fingerprint folder; comparing the newest run "
+                f"that has an earlier one, {comparable[-1].name}"
+            )
+            newest = comparable[-1]
+            earlier = earlier_runs(runs, newest)
         if not earlier:
+            folders = ", ".join(sorted({r.path.parent.name for r in runs}))
+            where = "" if latest else f" (no fingerprint folder holds two runs: {folders})"
             raise BenchInputError(
-                f"no run before {newest.name} in its fingerprint folder to compare with: run the benchmarks "
-                f"again, or name a baseline with --baseline"
+                f"no run before {newest.name} in its fingerprint folder to compare with{where}: run the "
+                f"benchmarks again, or name a baseline with --baseline"
             )
         return earlier, newest, count
     chosen = find_run(runs, baseline, newest.path.parent)
@@ -219,28 +233,32 @@ def judge(
     normalized, normalized_spread, _ = score_change("normalized", base_runs, new, history, confidence)
     calibration = log_ratio_change(base.calibration, new.calibration, confidence)
     spreads = f"raw {raw_spread:.1%}, normalized {normalized_spread:.1%}" if raw and normalized else ""
+    earlier = sum(1 for h in history if h.process)
+    too_few = f"{plural(earlier, 'earlier run')}, {MIN_HISTORY_RUNS} needed for run-to-run spread"
     if raw is None or normalized is None:
         decided_by, note = "-", "needs 2+ worker processes on each side (--workers)"
     elif stacks_differ:
-        decided_by, note = "normalized", "different stacks (--force)"
+        decided_by = "normalized"
+        spread = (
+            f"run-to-run spread {spreads}" if from_history else f"{too_few}; process spread only: {spreads}"
+        )
+        note = f"different stacks (--force): normalized decides; {spread}"
     elif from_history:
         decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
         note = f"run-to-run spread {spreads}"
     else:
-        earlier = sum(1 for h in history if h.process)
         decided_by = "normalized"
-        note = (
-            f"{earlier} earlier runs, {MIN_HISTORY_RUNS} needed for run-to-run spread; "
-            f"process spread only: {spreads}"
-        )
+        note = f"{too_few}; process spread only: {spreads}"
     chosen = {"raw": raw, "normalized": normalized}.get(decided_by)
     outcome = verdict(chosen, alpha, min_effect)
     if chosen is not None and not from_history and not process_spread:
         outcome = UNTESTABLE
+    # the seconds shown are the ones the raw change compares: geometric means of per-process medians
+    latest_seconds = math.exp(run_level(new.process))
     return Row(
         name,
-        statistics.median(base.process),
-        statistics.median(new.process),
+        latest_seconds / raw.ratio if raw else math.exp(run_level(base.process)),
+        latest_seconds,
         raw,
         normalized,
         calibration,
@@ -248,6 +266,10 @@ def judge(
         outcome,
         note,
     )
+
+
+def plural(n: int, thing: str) -> str:
+    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def compare(
@@ -265,7 +287,7 @@ def compare(
     if min_effect < 0:
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
     runs = load_runs(results, warn)
-    candidates, new, count = select(runs, latest, baseline)
+    candidates, new, count = select(runs, latest, baseline, warn)
     stacks_differ = check_fingerprints(candidates, new, force)
     history = earlier_runs(runs, new)[-HISTORY_RUNS:]
     names = list(new.benchmarks())
@@ -304,7 +326,15 @@ def format_seconds(seconds: float | None) -> str:
     return f"{seconds * 1e3:.3f} ms" if seconds < 1 else f"{seconds:.3f} s"
 
 
-def format_table(base_runs: list[Run], latest: Run, rows: list[Row], alpha: float, min_effect: float) -> str:
+def format_table(
+    base_runs: list[Run],
+    latest: Run,
+    rows: list[Row],
+    alpha: float,
+    min_effect: float,
+    force: bool = False,
+    process_spread: bool = False,
+) -> str:
     header = (
         "benchmark",
         "baseline",
@@ -329,12 +359,18 @@ def format_table(base_runs: list[Run], latest: Run, rows: list[Row], alpha: floa
         for row in rows
     ]
     widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
+    tested = (
+        f"tested against the run-to-run spread of up to {HISTORY_RUNS} earlier runs once "
+        f"{MIN_HISTORY_RUNS} exist"
+        + (", else against the spread between processes" if process_spread else ", else no verdict")
+        + ("; runs on different stacks (--force): the normalized score decides" if force else "")
+    )
     text = [
         f"latest:   {latest.name}",
         f"baseline: {', '.join(r.name for r in base_runs)}",
-        f"change of the per-process medians, tested against the run-to-run spread of up to {HISTORY_RUNS} "
-        f"earlier runs ({MIN_HISTORY_RUNS} needed); {100 * (1 - alpha):g}% intervals; a verdict needs "
-        f"p < {alpha:g} and a change of at least {100 * min_effect:g}%",
+        "baseline, latest: geometric mean of the per-process median rounds (the raw change is their ratio)",
+        f"change {tested}; {100 * (1 - alpha):g}% intervals; a verdict needs p < {alpha:g} and a change "
+        f"of at least {100 * min_effect:g}%",
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
         *("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines),

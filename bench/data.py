@@ -87,15 +87,18 @@ def load_split(path: Path, vocab_size: int | None = None) -> TokenBlocks:
     return TokenBlocks(source=path, **arrays)
 
 
-def load_dataset(data_dir: Path, vocab_size: int | None = None) -> dict[str, TokenBlocks]:
-    """Both splits of a FlagPerf dataset folder (`longformer_train/dataset` in their tarball)."""
+def load_dataset(
+    data_dir: Path, vocab_size: int | None = None, flag: str = "--data-dir"
+) -> dict[str, TokenBlocks]:
+    """Both splits of a FlagPerf dataset folder (`longformer_train/dataset` in their tarball);
+    errors about the folder name `flag`, the option that gave it."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise BenchInputError(f"--data-dir {data_dir}: directory does not exist")
+        raise BenchInputError(f"{flag} {data_dir}: directory does not exist")
     splits = {name: load_split(data_dir / file, vocab_size) for name, file in SPLIT_FILES.items()}
     if splits["train"].seq_len != splits["eval"].seq_len:
         raise BenchInputError(
-            f"--data-dir {data_dir}: train blocks are {splits['train'].seq_len} tokens long, "
+            f"{flag} {data_dir}: train blocks are {splits['train'].seq_len} tokens long, "
             f"eval blocks {splits['eval'].seq_len}"
         )
     return splits

@@ -106,3 +106,23 @@ CONVERGENCE_OPTIONS = (
 def option_defaults() -> dict[str, str | None]:
     """The options as they are when nothing is given: the embedded default."""
     return {opt.dest: opt.default for opt in OPTIONS}
+
+
+def from_environment(args: list[str]) -> dict[str, str]:
+    """{flag: environment variable} for each option whose value comes from the environment: the
+    variable is set and `args` (the command line) does not give the flag."""
+    given = {arg.split("=", 1)[0] for arg in args}
+    return {
+        opt.flag: opt.env
+        for opt in (*OPTIONS, *CONVERGENCE_OPTIONS)
+        if opt.env in os.environ and opt.flag not in given
+    }
+
+
+def as_given(message: str, args: list[str]) -> str:
+    """An error message that starts with an option's flag, naming the environment variable instead
+    when that is where the value came from (`$LFBENCH_DTYPE 'fp64': ...`)."""
+    for flag, env in from_environment(args).items():
+        if message.startswith((f"{flag} ", f"{flag}:")):
+            return f"${env}{message[len(flag) :]}"
+    return message

@@ -134,7 +134,10 @@ def tokenize_split(
     ids: list[list[int]] = []
     special: list[list[int]] = []
     for start in tqdm(range(0, len(rows), lines_per_group), desc=desc, unit="group", leave=False):
-        encoded = tokenizer(rows[start : start + lines_per_group], return_special_tokens_mask=True)
+        # verbose=False: rows longer than the model's maximum are expected, they are cut into blocks
+        encoded = tokenizer(
+            rows[start : start + lines_per_group], return_special_tokens_mask=True, verbose=False
+        )
         ids += encoded["input_ids"]
         special += encoded["special_tokens_mask"]
     return group_into_blocks(ids, special, block_len, lines_per_group)
@@ -199,15 +202,15 @@ def prepare(
     return manifest
 
 
-def check(data_dir: Path, model_dir: Path | None = None) -> dict[str, dict]:
-    """Validate a data folder as the fixtures do, and describe each split."""
+def check(data_dir: Path, model_dir: Path | None = None, flag: str = "--data-dir") -> dict[str, dict]:
+    """Validate a data folder as the fixtures do, and describe each split; errors name `flag`."""
     vocab_size = None
     if model_dir is not None:
         from bench.model import load_config
 
         vocab_size = load_config(Path(model_dir)).vocab_size
     stats = {}
-    for name, blocks in load_dataset(Path(data_dir), vocab_size).items():
+    for name, blocks in load_dataset(Path(data_dir), vocab_size, flag).items():
         ids = blocks.input_ids
         stats[name] = {
             "file": blocks.source.name,

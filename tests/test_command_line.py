@@ -37,7 +37,7 @@ def test_bad_option_stops_the_run_before_any_test(tmp_path):
 def test_bad_environment_variable_is_reported_like_the_option():
     result = run_pytest("-m", "fast", env={"LFBENCH_DTYPE": "fp64"})
     assert result.returncode == 4
-    assert "--dtype 'fp64': unknown dtype" in result.stderr
+    assert "$LFBENCH_DTYPE 'fp64': unknown dtype" in result.stderr  # named as the user gave it
 
 
 def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_path):
@@ -60,6 +60,9 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     assert result.returncode == 0, result.stdout + result.stderr
     assert "configfile: pytest.ini" in result.stdout
     assert f"model {model_dir}" in result.stdout
+    figures = result.stdout.split("the figures behind the times")[1]  # after pytest-benchmark's table
+    assert "test_attention_step[w32-L512-b2-blocked-forward]  blocked: " in figures and "tokens/s" in figures
+    assert "no verdict yet: no run before" in figures
     (folder,) = [p for p in storage.iterdir() if p.is_dir()]
     (saved,) = folder.glob("0001_*.json")
     run = json.loads(saved.read_text())
@@ -112,6 +115,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
     )
     assert injected.returncode == 0, injected.stdout + injected.stderr
+    assert "(python -m bench compare):" in injected.stdout  # the saved run judged against the first
     (second,) = folder.glob("0003_*.json")
     assert json.loads(second.read_text())["benchmarks"][0]["extra_info"]["injected_slowdown"] == 0.25
     verdict = subprocess.run(

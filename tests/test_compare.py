@@ -163,7 +163,33 @@ def test_bad_baselines_are_named(tmp_path, baseline, message):
 def test_a_first_run_has_nothing_to_compare_with(tmp_path, capsys):
     save_run(tmp_path / "cpu-a", 1)
     assert main(["compare", "--results", str(tmp_path)]) == 2
-    assert "no run before cpu-a/0001_run.json in its fingerprint folder" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no run before cpu-a/0001_run.json in its fingerprint folder" in err
+    assert "no fingerprint folder holds two runs: cpu-a" in err
+
+
+def test_a_first_run_at_other_settings_passes_to_the_newest_comparable_run(tmp_path, capsys):
+    """One run at another dtype (a new fingerprint folder) after two: compare the two, and say so."""
+    save_run(tmp_path / "cpu-a", 1)
+    save_run(tmp_path / "cpu-a", 2)
+    save_run(tmp_path / "cpu-b", 3, digest="bbbb", machine={**FINGERPRINT, "dtype": "bf16"})
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "cpu-b/0003_run.json is the first run in its fingerprint folder" in captured.err
+    assert "latest:   cpu-a/0002_run.json" in captured.out
+    assert main(["compare", "--results", str(tmp_path), "--latest", "3"]) == 2  # named: no fallback
+
+
+def test_the_seconds_shown_are_the_ones_the_raw_change_compares(tmp_path, capsys):
+    folder = tmp_path / "cpu-a"
+    save_run(folder, 1)
+    save_run(folder, 2, scale=1.3)
+    _, _, rows = compare(tmp_path, warn=print)
+    for row in rows:
+        assert row.latest_seconds / row.baseline_seconds == pytest.approx(row.raw.ratio)
+        assert row.note.startswith("1 earlier run, 5 needed")  # one run: singular
+    main(["compare", "--results", str(tmp_path)])
+    assert "geometric mean of the per-process median rounds" in capsys.readouterr().out
 
 
 def test_different_fingerprints_are_refused_unless_forced(tmp_path, capsys):
@@ -179,6 +205,12 @@ def test_different_fingerprints_are_refused_unless_forced(tmp_path, capsys):
     # twice the time on a machine that is twice as slow: the normalized score decides, and sees no change
     assert {row.decided_by for row in rows} == {"normalized"}
     assert {row.verdict for row in rows} == {NO_CHANGE}
+    # without --process-spread the verdict waits, and the note says why: too few runs, not the stacks
+    _, _, rows = compare(tmp_path, baseline="cpu-a/0001_run.json", force=True, warn=print)
+    assert {row.verdict for row in rows} == {UNTESTABLE}
+    assert all(
+        "different stacks (--force): normalized decides; 0 earlier runs, 5 needed" in r.note for r in rows
+    )
 
 
 def test_without_history_a_slower_machine_is_judged_on_the_normalized_score(tmp_path):

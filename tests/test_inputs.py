@@ -254,3 +254,24 @@ def test_no_mask_token(model_copy):
     (model_copy / "vocab.json").write_text(json.dumps(vocab))
     with pytest.raises(BenchInputError, match="no <mask> token"):
         mask_token_id(model_copy)
+
+
+def test_command_line_errors_name_what_the_user_gave(tmp_path, monkeypatch, capsys):
+    """`python -m bench`: a bad value from the environment is named by its variable, a misspelt
+    option gets the command's own usage, --lr and --check are checked like every other option."""
+    from bench.__main__ import main
+
+    monkeypatch.setenv("LFBENCH_BATCH_SIZE", "0")
+    assert main(["train"]) == 2
+    assert "error: $LFBENCH_BATCH_SIZE 0: must be positive" in capsys.readouterr().err
+    assert main(["train", "--batch-size", "0"]) == 2  # given on the command line: the flag
+    assert "error: --batch-size 0: must be positive" in capsys.readouterr().err
+    monkeypatch.delenv("LFBENCH_BATCH_SIZE")
+    assert main(["train", "--lr", "-1"]) == 2
+    assert "error: --lr -1.0: must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert "usage: python -m bench train" in err and "unrecognized arguments: --epochs 1" in err
+    assert main(["prepare", "--check", str(tmp_path / "missing")]) == 2
+    assert f"error: --check {tmp_path / 'missing'}: directory does not exist" in capsys.readouterr().err

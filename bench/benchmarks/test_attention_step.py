@@ -43,8 +43,6 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
     if params["seq_len"] % params["window"]:
         pytest.skip(f"seq_len {params['seq_len']} is not a multiple of window {params['window']}")
     sampled("attention_step", params, ROUNDS, WARMUP_ROUNDS)
-    if benchmark.disabled:
-        return
     device = run_spec.device
     work = attention_step(run_spec, **params)
     median = statistics.median(benchmark.extra_info["process_medians"])
@@ -58,8 +56,7 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
         else {"saved_bytes_for_backward": saved_bytes_for_backward(work.forward)}
     )
     benchmark.extra_info.update(
-        **params,
-        **work.facts,
+        {**params, **work.facts},  # the facts restate hidden/heads where params give them
         dtype=run_spec.precision.name,
         tokens_per_s=batch * seq_len / median,
         useful_flops=useful,
@@ -98,7 +95,7 @@ def test_attention_step_gpu(sampled, benchmark, run_spec, implementation, case, 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("faster", [impl for impl in EXACT if impl != "hf"])
-def test_attention_speedup_at_base_dims(sampled, benchmark, worker_pool, run_spec, faster):
+def test_attention_speedup_at_base_dims(sampled, sample, benchmark, run_spec, faster):
     """longformer-base's layer (hidden 768, 12 heads, window 512, seq 4096, batch 1), forward+backward.
 
     Times the faster implementation and, in the same worker processes, HF's layer and a 2048^3
@@ -109,11 +106,9 @@ def test_attention_speedup_at_base_dims(sampled, benchmark, worker_pool, run_spe
         pytest.skip("flex_attention has no backward on the CPU")
     case = (512, 4096, 1)
     measure_layer(sampled, benchmark, run_spec, layer_params(faster, case, "forward_backward", **BASE_DIMS))
-    if benchmark.disabled:
-        return
 
     def worker_median(workload: str, params: dict) -> float:
-        return statistics.median(s.median for s in worker_pool.sample(Job(workload, params, ROUNDS)))
+        return statistics.median(s.median for s in sample(Job(workload, params, ROUNDS)))
 
     hf_seconds = worker_median("attention_step", layer_params("hf", case, "forward_backward", **BASE_DIMS))
     rate = 2 * MATMUL_SIZE**3 / worker_median("matmul", {"size": MATMUL_SIZE})

@@ -4,43 +4,50 @@
 Measurements of the detectors, not CI tests: minutes (history) to hours (A/B: 200 same-code
 sessions and 40 per injected level, each with fresh servers and workers) of worker processes. The
 table (per injected slowdown: trials, flagged, rate, ...) goes to extra_info; pytest-benchmark's
-time is the whole experiment's. tests/test_ab.py runs the same A/B measurement code at a tiny size.
+time is the whole experiment's. With --benchmark-disable both run at the least size that makes a
+table, as a check of their code; tests/test_ab.py and tests/test_detector.py test the detectors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 
+from bench.compare import MIN_HISTORY_RUNS
 from bench.power import AB_CASES, LEVELS, ABPower, collect, fast_profile_job, tables
 from fixtures.options import option_values
 
 RUNS = 40
 AB_POWER_ENV = "LFBENCH_AB_POWER"
 AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS = 200, 40, 10, 20.0  # `python -m bench ab`'s defaults
+# --benchmark-disable (CI): the same code at the least size that yields a trial, as a check
+CHECK_RUNS = MIN_HISTORY_RUNS + 1
+CHECK_AB = {"null_trials": 1, "trials": 0, "processes": 2, "seconds": 0.0, "injected": (0.0,)}
 
 
-def skip_unless_measuring(benchmark, run_spec, command: str) -> None:
-    if benchmark.disabled:
-        pytest.skip(f"measures the detector for minutes to hours; run it with benchmarks on: {command}")
+def skip_unless_cpu(run_spec) -> None:
     if run_spec.device.type != "cpu":
         pytest.skip("the detection table is defined for the CPU fast profile; run with --device cpu")
 
 
 @pytest.mark.slow
 def test_detection_power(benchmark, run_spec, pytestconfig):
-    skip_unless_measuring(benchmark, run_spec, "pytest -m slow -k 'detection_power and not ab'")
-    job = fast_profile_job()
+    skip_unless_cpu(run_spec)
+    job, runs = fast_profile_job(), RUNS
+    if benchmark.disabled:
+        job, runs = dataclasses.replace(job, rounds=1, warmup=0), CHECK_RUNS
+    workers = run_spec.workers if benchmark.enabled else 1
     measured = benchmark.pedantic(
         collect,
-        args=(option_values(pytestconfig), job, RUNS, run_spec.workers, run_spec.worker_threads, LEVELS),
+        args=(option_values(pytestconfig), job, runs, workers, run_spec.worker_threads, LEVELS),
         rounds=1,
     )
     benchmark.extra_info.update(
         job=job.describe(),
-        runs=RUNS,
-        workers=run_spec.workers,
+        runs=runs,
+        workers=workers,
         rounds_per_worker=job.rounds,
         tables={
             name: {str(k): v for k, v in table.items()}
@@ -50,14 +57,19 @@ def test_detection_power(benchmark, run_spec, pytestconfig):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", list(AB_CASES))
+@pytest.mark.parametrize("case", AB_CASES)
 def test_ab_detection_power(benchmark, run_spec, pytestconfig, case):
     """`python -m bench power --ab --case CASE`, as a benchmark: the A/B detection table. It takes
-    hours (320 A/B sessions of about 30 s), so even a full `pytest` run skips it unless asked."""
-    command = f"{AB_POWER_ENV}=1 pytest -m slow -k 'ab_detection_power and {case}'"
-    skip_unless_measuring(benchmark, run_spec, command)
-    if os.environ.get(AB_POWER_ENV) != "1":
-        pytest.skip(f"takes hours; run it with: {command}")
-    measurement = ABPower(case, AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS)
+    hours (320 A/B sessions of about 45 s), so even a full `pytest` run skips it unless asked;
+    with --benchmark-disable it runs one same-code session of two processes a side."""
+    skip_unless_cpu(run_spec)
+    if benchmark.disabled:
+        measurement = ABPower(case, **CHECK_AB)
+    elif os.environ.get(AB_POWER_ENV) == "1":
+        measurement = ABPower(case, AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS)
+    else:
+        pytest.skip(
+            f"takes hours; run it with: {AB_POWER_ENV}=1 pytest -m slow -k 'ab_detection_power and {case}'"
+        )
     result = benchmark.pedantic(measurement.run, args=(option_values(pytestconfig),), rounds=1)
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "trials"})

@@ -33,8 +33,6 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, max_samples: int
     rounds, warmup = (SLICE_ROUNDS, SLICE_WARMUP) if max_samples else (ROUNDS, 0)
     params = {"data_path": data_path, "rounds": rounds + warmup, "max_samples": max_samples}
     epochs = sampled("epoch", params, rounds, warmup)
-    if benchmark.disabled:
-        return
     summary = summarize([e["record"] for e in epochs], sum(e["train_seconds"] for e in epochs))
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = peak_flops(gpu, precision.name, run_spec.peak_flops_per_s)

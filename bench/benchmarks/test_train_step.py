@@ -21,8 +21,6 @@ def test_train_step(sampled, benchmark, run_spec, attention):
         "training_step", {"attention": attention, "rounds": ROUNDS + WARMUP_ROUNDS}, ROUNDS, WARMUP_ROUNDS
     )
     assert all(math.isfinite(s["loss"]) for s in steps), "a training step produced a non-finite loss"
-    if benchmark.disabled:  # --benchmark-disable: run once as a test, nothing measured
-        return
     size = run_spec.batch_size
     tokens = size * run_spec.seq_len
     step_seconds = statistics.median(benchmark.extra_info["process_medians"])

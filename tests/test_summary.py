@@ -1,0 +1,81 @@
+"""The summary after pytest-benchmark's table: the figures each benchmark was run for."""
+
+from __future__ import annotations
+
+from bench.summary import Measured, si, summary_lines
+
+EPOCH = {
+    "p_whole": 46.98,
+    "p_train": 49.91,
+    "p_core": 49.98,
+    "tokens_per_s": 12777.0,
+    "mfu": None,
+    "peak_memory_bytes": 747_040_768,
+    "peak_memory_kind": "worker process max RSS",
+    "max_samples": 32,
+    "train_set_samples": 256,
+    "eval_samples": 32,
+}
+
+
+def attention(implementation: str, median: float, **extra) -> Measured:
+    info = {
+        "implementation": implementation,
+        "tokens_per_s": 1024 / median,
+        "achieved_flops_per_s": 2e9,
+        **extra,
+    }
+    return Measured(
+        f"test_attention_step[w32-L512-b2-{implementation}-forward]", "attention w32", median, info
+    )
+
+
+def test_every_kind_of_benchmark_gets_its_figures_in_one_line():
+    lines = summary_lines(
+        [
+            Measured("test_epoch_slice_throughput", "epoch slice", 0.8, EPOCH),
+            Measured(
+                "test_train_step[hf]", "train step", 0.3, {"samples_per_s": 53.3, "tokens_per_s": 13653.0}
+            ),
+            attention("hf", 0.010),
+            attention("blocked", 0.004),
+            Measured(
+                "test_convergence",
+                "convergence",
+                95.0,
+                {
+                    "case": "embedded",
+                    "eval_accuracy": [0.01, 0.93],
+                    "target_accuracy": 0.9,
+                    "time_to_target_s": 95.04,
+                    "epochs": 12,
+                    "status": "converged",
+                },
+            ),
+            Measured("test_something_else", None, 1.0, {}),  # nothing beyond its time: no line
+        ]
+    )
+    assert len(lines) == 5
+    epoch, step, hf, blocked, convergence = lines
+    assert "p_whole 47, p_train 49.9, p_core 50 samples/s; 12.8k tokens/s" in epoch
+    assert "MFU: peak unknown (--peak-tflops)" in epoch and "peak memory 0.75 GB" in epoch
+    assert "the first 32 of 256 train samples and 32 eval samples" in epoch
+    assert step.endswith("53.3 samples/s, 13.7k tokens/s")
+    assert "HF's layer" not in hf and "blocked: 256k tokens/s, 2G FLOP/s, 2.50x HF's layer" in blocked
+    assert (
+        "embedded: accuracy 0.9300 (target 0.9), target reached in 95.0 s, 12 epochs, converged"
+        in convergence
+    )
+    column = len("test_attention_step[w32-L512-b2-blocked-forward]") + 2  # the longest name, padded
+    assert all(line[column - 1] == " " and line[column] != " " for line in lines)
+
+
+def test_measured_speedups_and_the_floor_win_over_the_ratio_of_medians():
+    (line,) = summary_lines([attention("blocked", 0.004, speedup_over_hf=3.1, times_floor=7.25)])
+    assert line.endswith("3.10x HF's layer, 7.2x the matmul floor")
+
+
+def test_si_prefixes():
+    assert si(12777, "tokens/s") == "12.8k tokens/s"
+    assert si(4.5e13, "FLOP/s") == "45T FLOP/s"
+    assert si(12.5, "x") == "12.5 x"
