@@ -8,11 +8,14 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
 from bench.history import read_runs, replace_atomically
+from bench.stats import REGRESSION
 
 
 def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5)) -> bool:
@@ -53,8 +56,16 @@ def save_accuracy_curve(
     return save_png(path, draw)
 
 
+def run_label(name: str, run: dict) -> str:
+    """A saved run on a chart's x-axis: its commit and date (its file number where none was saved)."""
+    commit = (run.get("commit_info") or {}).get("id") or ""
+    date = run.get("datetime", "")[:10]
+    return f"{commit[:7] or name[:4]}\n{date}".strip()
+
+
 def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
-    """Per benchmark (full name), one point per saved run: its median, quartiles and run label."""
+    """Per benchmark (full name), one point per saved run: its median, quartiles, run label, group
+    and the slowdown a self-test injected into it (0 for a real run)."""
     series: dict[str, list[dict]] = {}
     for name, run in runs:
         for bench in run["benchmarks"]:
@@ -63,18 +74,26 @@ def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
                 continue
             series.setdefault(bench.get("fullname", bench.get("name", "?")), []).append(
                 {
-                    "run": name[:4],
+                    "run": run_label(name, run),
                     "median": stats["median"],
                     "q1": stats.get("q1", stats["median"]),
                     "q3": stats.get("q3", stats["median"]),
                     "when": run.get("datetime", ""),
+                    "group": bench.get("group") or "other",
+                    "injected": (bench.get("extra_info") or {}).get("injected_slowdown") or 0,
                 }
             )
     return series
 
 
+def short_name(fullname: str) -> str:
+    """The test and its parameters, without the module path: what a person looks for."""
+    return fullname.split("::")[-1]
+
+
 def save_trend(path: Path, name: str, points: list[dict]) -> bool:
-    """Median per run with the interquartile range as error bars."""
+    """Median per run with the interquartile range as error bars; runs with an injected slowdown
+    (self-tests) drawn apart and labelled, so they are never read as real regressions."""
     scale, unit = (1e3, "ms") if max(p["median"] for p in points) < 1 else (1.0, "s")
 
     def draw(ax) -> None:
@@ -83,69 +102,105 @@ def save_trend(path: Path, name: str, points: list[dict]) -> bool:
         low = [(p["median"] - p["q1"]) * scale for p in points]
         high = [(p["q3"] - p["median"]) * scale for p in points]
         ax.errorbar(x, medians, yerr=[low, high], marker="o", markersize=3, capsize=3)
-        ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, fontsize=7)
-        ax.set(xlabel="saved run", ylabel=f"median ({unit})", title=name[-70:])
-        ax.title.set_fontsize(8)
+        injected = [i for i, p in enumerate(points) if p["injected"]]
+        if injected:
+            ax.scatter(
+                injected, [medians[i] for i in injected], color="red", zorder=3, label="injected slowdown"
+            )
+            for i in injected:
+                ax.annotate(f"+{points[i]['injected']:.0%}", (i, medians[i]), fontsize=7, color="red")
+            ax.legend(loc="best", fontsize=7)
+        ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, ha="right", fontsize=7)
+        ax.set(ylabel=f"median ({unit})")
+        ax.set_title("\n".join(textwrap.wrap(name, 60)), fontsize=9)
 
-    return save_png(path, draw, size=(6, 3))
+    return save_png(path, draw, size=(6.5, 3.6))
 
 
-def latest_verdict(saved: list[Run], fullname: str) -> list[str]:
-    """The newest of the `saved` runs that measured this benchmark against the one
-    before it, as `compare` judges."""
+def latest_verdict(saved: list[Run], fullname: str) -> tuple[str, list[str]]:
+    """The newest of the `saved` runs that measured this benchmark against the one before it, as
+    `compare` judges: (verdict, the table cells: change, decided by, verdict with its note)."""
     measured = [v for run in saved if (v := values_of(run, fullname)).process]
     if len(measured) < 2:
-        return ["", "", ""]
+        return "", ["", "", "one run: nothing to compare yet"]
     history = measured[:-1][-HISTORY_RUNS:]
     row = judge(fullname, history[-1:], measured[-1], history, alpha=0.01, min_effect=0.02)
     chosen = row.raw if row.decided_by == "raw" else row.normalized
     note = f" ({row.note})" if row.note else ""
-    return [html.escape(format_change(chosen)), row.decided_by, html.escape(row.verdict + note)]
+    return row.verdict, [html.escape(format_change(chosen)), row.decided_by, html.escape(row.verdict + note)]
+
+
+HEADER = (
+    "benchmark",
+    "runs",
+    "latest median",
+    "change vs previous [99% CI]",
+    "decided by",
+    "verdict",
+    "trend",
+)
+
+
+def chart_file(charts_dir: Path, folder: Path, name: str, taken: set[Path]) -> Path:
+    """A chart's file, named by its fingerprint folder and benchmark (unique within the report)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{folder.name}-{short_name(name)}").strip("_")
+    path, n = charts_dir / f"{stem}.png", 1
+    while path in taken:
+        n += 1
+        path = charts_dir / f"{stem}-{n}.png"
+    taken.add(path)
+    return path
+
+
+def table(rows: list[str]) -> str:
+    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>" + "".join(rows) + "</table>"
 
 
 def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and fingerprint under `out`'s folder, and `out` itself: a
-    self-contained HTML page (charts inlined) with a table per fingerprint. Returns the chart count."""
+    self-contained HTML page (charts inlined), per fingerprint folder the latest run's regressions
+    first, then one table per benchmark group. Returns the chart count."""
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
-    sections, charts = [], 0
+    sections, charts, taken = [], 0, set()
     for folder in sorted(p for p in storage.iterdir() if p.is_dir() and p.name != charts_dir.name):
         runs = read_runs(folder, warn)
         if not runs:
             continue
         saved = [Run(folder / name, run) for name, run in runs]
-        rows = []
-        for index, (name, points) in enumerate(sorted(benchmark_series(runs).items())):
-            png = charts_dir / f"{folder.name}-{index:03d}.png"
+        groups: dict[str, list[str]] = {}
+        regressions: list[str] = []
+        for name, points in sorted(benchmark_series(runs).items()):
+            png = chart_file(charts_dir, folder, name, taken)
             image = ""
-            if save_trend(png, name, points):
+            if save_trend(png, short_name(name), points):
                 charts += 1
                 data = base64.b64encode(png.read_bytes()).decode()
-                image = f'<img alt="trend" src="data:image/png;base64,{data}">'
-            cells = [html.escape(name), str(len(points)), f"{points[-1]['median']:.6g} s"]
-            cells += latest_verdict(saved, name)
-            rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>")
-        header = (
-            "benchmark",
-            "runs",
-            "latest median",
-            "change vs previous [99% CI]",
-            "decided by",
-            "verdict",
-        )
-        sections.append(
+                image = (
+                    f'<img alt="trend of {html.escape(short_name(name))}" src="data:image/png;base64,{data}">'
+                )
+            verdict, cells = latest_verdict(saved, name)
+            title = f'<span title="{html.escape(name)}">{html.escape(short_name(name))}</span>'
+            cells = [title, str(len(points)), f"{points[-1]['median']:.6g} s", *cells]
+            row = "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>"
+            (regressions if verdict == REGRESSION else groups.setdefault(points[-1]["group"], [])).append(row)
+        parts = [
             f"<h2>{html.escape(folder.name)}</h2><p>{len(runs)} saved runs; verdicts as "
-            "<code>python -m bench compare</code> gives them for the latest run</p><table><tr>"
-            + "".join(f"<th>{h}</th>" for h in (*header, "trend"))
-            + "</tr>"
-            + "".join(rows)
-            + "</table>"
-        )
+            "<code>python -m bench compare</code> gives them for each benchmark's latest run; "
+            "red points: self-test runs with an injected slowdown</p>"
+        ]
+        if regressions:
+            parts.append(
+                f"<h3 class='bad'>Regressions in the latest run ({len(regressions)})</h3>{table(regressions)}"
+            )
+        for group in sorted(groups):
+            parts.append(f"<h3>{html.escape(group)}</h3>{table(groups[group])}")
+        sections.append("".join(parts))
     page = (
         "<!doctype html><meta charset='utf-8'><title>longformer-bench history</title>"
-        "<style>body{font-family:sans-serif}td,th{border:1px solid #ccc;padding:4px;font-size:13px}"
-        "table{border-collapse:collapse}</style><h1>longformer-bench history</h1>"
-        + ("".join(sections) or "<p>No saved runs.</p>")
+        "<style>body{font-family:sans-serif;max-width:1400px}td,th{border:1px solid #ccc;padding:4px;"
+        "font-size:13px;vertical-align:top}table{border-collapse:collapse}.bad{color:#b00}</style>"
+        "<h1>longformer-bench history</h1>" + ("".join(sections) or "<p>No saved runs.</p>")
     )
     replace_atomically(out, page.encode("utf-8"))
     return charts

@@ -59,3 +59,38 @@ def test_report_command_does_not_import_torch(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "warning: skipped" in result.stderr and "report.html (1 trend charts)" in result.stdout
+
+
+def test_report_puts_regressions_first_groups_the_rest_and_labels_runs(tmp_path):
+    """As a person reads it: the latest run's regressions at the top, then a table per benchmark
+    group under short names, charts named by benchmark, x-axis by commit and date."""
+    folder = tmp_path / "results" / "cpu-x"
+    folder.mkdir(parents=True)
+    steady = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0]
+    for number, scale in enumerate(steady, start=1):
+        run = saved_run(0.010 * (1.3 if number == 7 else scale))  # test_x: 30% slower in the last run
+        (x,) = run["benchmarks"]
+        x["group"] = "attention"
+        y = {
+            **saved_run(0.020 * scale)["benchmarks"][0],
+            "fullname": "bench/b.py::test_y[a-b]",
+            "group": "epoch",
+        }
+        y["extra_info"] = {**y["extra_info"], "injected_slowdown": 0.25 if number == 3 else 0.0}
+        run["benchmarks"].append(y)
+        run["commit_info"] = {"id": f"{number:07d}abcdef"}
+        run["datetime"] = f"2026-11-{number:02d}T10:00:00"
+        (folder / f"{number:04d}_run.json").write_text(json.dumps(run))
+    out = tmp_path / "results" / "report.html"
+    assert write_report(tmp_path / "results", out, print) == 2
+    page = out.read_text()
+    regressions = page.index("Regressions in the latest run (1)")
+    assert regressions < page.index(">test_x<") < page.index("<h3>epoch</h3>") < page.index(">test_y[a-b]<")
+    assert "<h3>attention</h3>" not in page  # its only benchmark is listed with the regressions
+    charts = sorted(p.name for p in (tmp_path / "results" / "report_charts").iterdir())
+    assert charts == ["cpu-x-test_x.png", "cpu-x-test_y_a-b.png"]
+    from bench.report import benchmark_series, read_runs
+
+    points = benchmark_series(read_runs(folder, print))["bench/b.py::test_y[a-b]"]
+    assert points[0]["run"] == "0000001\n2026-11-01" and points[0]["group"] == "epoch"
+    assert [p["injected"] for p in points] == [0, 0, 0.25, 0, 0, 0, 0]

@@ -6,8 +6,10 @@ The case follows from the run's options:
   pipeline learns, on a 2-core CPU within 3 minutes.
 - flagperf (--init random with another model): FlagPerf's own run, target 0.64 at lr 5e-5, up to
   1000 epochs, as its code does.
-- finetune (--init pretrained with another model): target 0.90 (the figure in FlagPerf's README),
-  lr 5e-5, up to 10 epochs.
+- finetune (--init pretrained with another model): lr 5e-5, up to 10 epochs, and no target of its
+  own: FlagPerf's README says 0.90, which a pretrained RoBERTa-family model's masked-token accuracy
+  does not approach (an MLM perplexity of 3-4 on such text), and no published figure fits this
+  case, so it runs only with --target-acc and skips, saying so, without it.
 --target-acc, --max-epochs, --time-budget and --patience override the case's values.
 """
 
@@ -32,7 +34,7 @@ from fixtures.options import option_values
 @dataclass(frozen=True)
 class Case:
     name: str
-    target: float
+    target: float | None  # None: the user must give --target-acc
     lr: float
     max_epochs: int
     time_budget_s: float | None = None
@@ -41,7 +43,7 @@ class Case:
 CASES = {
     "embedded": Case("embedded", target=0.90, lr=1e-3, max_epochs=40, time_budget_s=170),
     "flagperf": Case("flagperf", target=0.64, lr=5e-5, max_epochs=1000),
-    "finetune": Case("finetune", target=0.90, lr=5e-5, max_epochs=10),
+    "finetune": Case("finetune", target=None, lr=5e-5, max_epochs=10),
 }
 EMBEDDED_BATCH, EMBEDDED_SEQ_LEN = "8", "128"
 
@@ -71,6 +73,11 @@ def test_convergence(benchmark, pytestconfig, run_spec):
     spec = convergence_spec(pytestconfig, run_spec, case)
     get = pytestconfig.getoption
     given = stop_rules(get("target_acc"), get("time_budget"), get("patience"))
+    if given.target_accuracy is None and case.target is None:
+        pytest.skip(
+            f"the {case.name} case has no published target accuracy to assert (README, Convergence); "
+            "give one with --target-acc"
+        )
     stop = StopRules(
         target_accuracy=given.target_accuracy or case.target,
         time_budget_s=given.time_budget_s or case.time_budget_s,
