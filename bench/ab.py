@@ -122,6 +122,12 @@ class ABPool:
         self.last = Pair(jobs, samples)
         return samples[CANDIDATE]
 
+    def probe(self, job: Job) -> ProcessSample:
+        """The job's own rounds in one candidate worker, outside the budget and the verdicts: a
+        measurement that sizes a benchmark (both sides then run the size it chose)."""
+        (sample,) = schedule([[self.pairs[0][1]]], job, self.interleave).values()
+        return sample
+
     def close(self) -> None:
         for pair in self.pairs:
             for worker in pair:

@@ -161,6 +161,8 @@ def ab_job(case: str, options: dict) -> Job:
             "data_path": "device",
             "rounds": SLICE_ROUNDS + SLICE_WARMUP,
             "max_samples": SLICE_STEPS * int(options["batch_size"]),
+            "warmup_steps": 2,
+            "batch_size": 0,
         }
         return Job("epoch", params, SLICE_ROUNDS, SLICE_WARMUP)
     return dataclasses.replace(fast_profile_job(), params=ATTENTION_CASES[case])

@@ -334,6 +334,11 @@ class WorkerPool:
         samples = schedule([[w] for w in self.workers], job, self.interleave)
         return [samples[w.pid] for w in self.workers]
 
+    def probe(self, job: Job) -> ProcessSample:
+        """The job's rounds in one worker: a measurement that sizes a benchmark, not a sample of it."""
+        (sample,) = schedule([self.workers[:1]], job, self.interleave).values()
+        return sample
+
     def close(self) -> None:
         for worker in self.workers:
             worker.close()

@@ -45,7 +45,7 @@ def epoch_line(extra: dict) -> str:
     if extra.get("max_samples"):
         parts.append(
             f"each round the first {extra['max_samples']} of {extra['train_set_samples']} train samples "
-            f"and {extra['eval_samples']} eval samples"
+            f"and {extra['eval_samples']} eval samples, at batch {extra['batch_size']}"
         )
     return "; ".join(parts)
 

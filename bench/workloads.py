@@ -8,6 +8,7 @@ Building (model, inputs, optimizer) is never timed. Every process builds the sam
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import resource
 import time
@@ -142,13 +143,24 @@ def training_step(spec: RunSpec, attention: str, rounds: int) -> Workload:
 EPOCH_WARMUP_STEPS = 2
 
 
-def epoch(spec: RunSpec, data_path: str, rounds: int, max_samples: int = 0) -> Workload:
+def epoch(
+    spec: RunSpec,
+    data_path: str,
+    rounds: int,
+    max_samples: int = 0,
+    warmup_steps: int = EPOCH_WARMUP_STEPS,
+    batch_size: int = 0,
+) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
     runs them; successive rounds are successive epochs of one run, after a few untimed steps.
 
     `max_samples` > 0 caps a round at the first samples of each epoch and of the eval set (an epoch
     slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
+    `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
     """
+    model = fresh_model(spec)
+    if batch_size:
+        spec = dataclasses.replace(spec, batch_size=batch_size)
     train_blocks, eval_blocks = spec.train, spec.eval
     if max_samples:
         eval_blocks = head(eval_blocks, max_samples)
@@ -159,14 +171,14 @@ def epoch(spec: RunSpec, data_path: str, rounds: int, max_samples: int = 0) -> W
     trainer = Trainer(
         spec,
         SINGLE,
-        fresh_model(spec),
+        model,
         train_set,
         eval_set,
-        steps * rounds + EPOCH_WARMUP_STEPS,  # the schedule's length; rounds past it train at lr 0
+        steps * rounds + warmup_steps,  # the schedule's length; rounds past it train at lr 0
         data_path=data_path,
         max_steps=steps if max_samples else None,
     )
-    trainer.warm_up(EPOCH_WARMUP_STEPS)
+    trainer.warm_up(warmup_steps)
     if spec.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(spec.device)
     done = itertools.count()

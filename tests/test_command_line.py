@@ -129,3 +129,23 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     assert f"latest:   {folder.name}/{second.name}" in verdict.stdout
     assert "injected slowdown of 25%" in verdict.stdout
     assert verdict.returncode == (1 if " regression" in row else 0), verdict.stdout + verdict.stderr
+
+
+def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
+    """longformer-base's shape on this CPU: the fast profile says why instead of running for an hour
+    (bench/budget.py); no model is built, no step is run."""
+    from fixtures.make_base import generate
+
+    generate(tmp_path, train_samples=4, eval_samples=2)
+    result = run_pytest(
+        "-m",
+        "fast",
+        "-k",
+        "epoch_slice",
+        f"--model-dir={tmp_path / 'model'}",
+        f"--data-dir={tmp_path / 'dataset'}",
+        "--benchmark-disable",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 skipped" in result.stdout
+    assert "one training step takes about" in result.stdout and "at batch 16" in result.stdout

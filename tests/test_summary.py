@@ -15,6 +15,7 @@ EPOCH = {
     "max_samples": 32,
     "train_set_samples": 256,
     "eval_samples": 32,
+    "batch_size": 16,
 }
 
 
@@ -59,7 +60,7 @@ def test_every_kind_of_benchmark_gets_its_figures_in_one_line():
     epoch, step, hf, blocked, convergence = lines
     assert "p_whole 47, p_train 49.9, p_core 50 samples/s; 12.8k tokens/s" in epoch
     assert "MFU: peak unknown (--peak-tflops)" in epoch and "peak memory 0.75 GB" in epoch
-    assert "the first 32 of 256 train samples and 32 eval samples" in epoch
+    assert "the first 32 of 256 train samples and 32 eval samples, at batch 16" in epoch
     assert step.endswith("53.3 samples/s, 13.7k tokens/s")
     assert "HF's layer" not in hf and "blocked: 256k tokens/s, 2G FLOP/s, 2.50x HF's layer" in blocked
     assert (

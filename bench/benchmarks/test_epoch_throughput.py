@@ -7,7 +7,9 @@ host, `.item()` every step), to see what the data path costs.
 
 The fast profile (and so `bench ab -m fast`) runs an epoch slice instead: the same code, each round
 capped at the first SLICE_STEPS batches of an epoch and of the eval set, so that a round takes
-about a second and repeats often enough to compare.
+about a second and repeats often enough to compare. Its size is planned to fit the fast profile's
+budget with any model and data (bench/budget.py): a smaller slice for a costly step, the whole
+epoch on CUDA when that fits too, and a skip, with the estimate, when not even one step fits.
 """
 
 from __future__ import annotations
@@ -15,24 +17,60 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.budget import (
+    EPOCH_SHARE,
+    EVAL_COST,
+    FAST_BUDGET_S,
+    DoesNotFit,
+    EpochPlan,
+    candidate_plans,
+    plan_epoch,
+)
 from bench.metrics import efficiency, model_flops_per_sample, peak_flops
+from bench.sampling import Job
 from bench.train import summarize
 
 ROUNDS = 1  # whole epochs per worker process
 SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP = 2, 3, 1  # batches a slice, slices per worker process
+# one training step at batch 1 and a one-sample evaluation, after one untimed step: what sizes the slice
+PROBE = {"data_path": "device", "rounds": 1, "max_samples": 1, "warmup_steps": 1, "batch_size": 1}
 
 
-def epoch_slice_samples(run_spec) -> int:
-    return SLICE_STEPS * run_spec.batch_size
+def fast_plan(probe, run_spec) -> EpochPlan:
+    """The largest fast form whose expected time fits the budget (bench/budget.py), or a skip:
+    on CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
+    round_s = probe(Job("epoch", PROBE, rounds=1, warmup=0)).median
+    size = run_spec.batch_size
+    plans = candidate_plans(size, SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP)
+    if run_spec.device.type == "cuda":
+        plans.insert(0, EpochPlan(0, ROUNDS, 0))
+    try:
+        return plan_epoch(
+            plans,
+            round_s / (1 + EVAL_COST),
+            size,
+            run_spec.train.n_samples,
+            run_spec.eval.n_samples,
+            run_spec.workers,
+            FAST_BUDGET_S * EPOCH_SHARE,
+        )
+    except DoesNotFit as err:
+        pytest.skip(str(err))
 
 
-def record_epochs(sampled, benchmark, run_spec, data_path: str, max_samples: int = 0) -> None:
-    """Sample whole epochs (or slices of `max_samples`) and file FlagPerf's throughputs over them."""
-    benchmark.group = "epoch slice" if max_samples else "epoch"
+def record_epochs(sampled, benchmark, run_spec, data_path: str, plan: EpochPlan) -> None:
+    """Sample whole epochs (or slices of `plan.max_samples`) and file FlagPerf's throughputs over them."""
+    what = plan.describe(run_spec.train.n_samples, run_spec.batch_size)
+    benchmark.group = f"epoch slice: {what}" if plan.max_samples else "epoch"
     device, precision = run_spec.device, run_spec.precision
-    rounds, warmup = (SLICE_ROUNDS, SLICE_WARMUP) if max_samples else (ROUNDS, 0)
-    params = {"data_path": data_path, "rounds": rounds + warmup, "max_samples": max_samples}
-    epochs = sampled("epoch", params, rounds, warmup)
+    params = {
+        "data_path": data_path,
+        "rounds": plan.rounds + plan.warmup_rounds,
+        "max_samples": plan.max_samples,
+        "warmup_steps": plan.warmup_steps,
+        "batch_size": plan.batch_size,
+    }
+    epochs = sampled("epoch", params, plan.rounds, plan.warmup_rounds)
     summary = summarize([e["record"] for e in epochs], sum(e["train_seconds"] for e in epochs))
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = peak_flops(gpu, precision.name, run_spec.peak_flops_per_s)
@@ -40,12 +78,13 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, max_samples: int
     benchmark.extra_info.update(
         data_path=data_path,
         attention=run_spec.attention,
-        batch_size=run_spec.batch_size,
+        batch_size=plan.batch_size or run_spec.batch_size,  # what the steps trained at
         seq_len=run_spec.seq_len,
         dtype=precision.name,
         world_size=1,
         epochs=len(epochs),
-        max_samples=max_samples or None,  # the slice's cap; None: whole epochs
+        max_samples=plan.max_samples or None,  # the slice's cap; None: whole epochs
+        estimated_seconds=plan.estimated_seconds or None,  # the plan's expected time, when planned
         train_set_samples=run_spec.train.n_samples,
         eval_samples=epochs[-1]["eval_samples"],
         **summary,
@@ -59,16 +98,17 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, max_samples: int
 
 
 @pytest.mark.fast
-def test_epoch_slice_throughput(sampled, benchmark, run_spec):
-    """The suite's data path, each round the first SLICE_STEPS batches of an epoch and of the eval set."""
-    record_epochs(sampled, benchmark, run_spec, "device", epoch_slice_samples(run_spec))
+def test_epoch_slice_throughput(sampled, probe, benchmark, run_spec):
+    """The suite's data path, each round the first batches of an epoch and of the eval set, as many
+    as the fast profile's budget allows (see fast_plan)."""
+    record_epochs(sampled, benchmark, run_spec, "device", fast_plan(probe, run_spec))
 
 
 def test_epoch_throughput(sampled, benchmark, run_spec):
     """The suite's data path (whole epochs over all worker processes summed into one summary)."""
-    record_epochs(sampled, benchmark, run_spec, "device")
+    record_epochs(sampled, benchmark, run_spec, "device", EpochPlan(0, ROUNDS, 0))
 
 
 def test_epoch_throughput_flagperf_path(sampled, benchmark, run_spec):
     """FlagPerf's data path, beside the suite's in full runs (it costs too much for the fast profile)."""
-    record_epochs(sampled, benchmark, run_spec, "flagperf")
+    record_epochs(sampled, benchmark, run_spec, "flagperf", EpochPlan(0, ROUNDS, 0))
