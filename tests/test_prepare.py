@@ -157,3 +157,24 @@ def test_command_line_check_and_usage_errors(capsys, tmp_path):
     assert "prepare needs --tokenizer, --out" in capsys.readouterr().err
     assert main(["prepare", "--check", str(tmp_path / "none")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_rows_longer_than_the_model_are_tokenized_without_a_warning(tokenizer):
+    """They are cut into blocks afterwards, so transformers' "Token indices sequence length is
+    longer than the specified maximum" would only alarm the user."""
+    import logging
+
+    from bench.prepare import tokenize_split
+
+    rows = ["a line of prose " * 200, "a short line"]  # the first is longer than model_max_length
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    try:
+        blocks = tokenize_split(rows, tokenizer, 256, "train", lines_per_group=1)
+    finally:
+        logger.removeHandler(handler)
+    assert blocks["input_ids"].shape[0] >= 3  # the long row became blocks
+    assert not [r for r in records if "Token indices sequence length" in r.getMessage()]
