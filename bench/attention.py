@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
+from collections.abc import Callable
 from functools import cache
 
 import torch
@@ -22,6 +24,29 @@ from transformers.models.longformer.modeling_longformer import LongformerSelfAtt
 
 IMPLEMENTATIONS = ("hf", "blocked", "flex", "dense")
 EXACT = ("hf", "blocked", "flex")  # the implementations of Longformer's own function
+
+
+class PerTensor:
+    """`compute(tensor, *key)` done once per tensor object and key, while the tensor lives and is
+    not modified: the model hands every layer of one forward the same padding mask, so what is
+    derived from it (whether any token is padding: a host sync; flex's block mask: kernels) is
+    worked out once a forward, not once a layer."""
+
+    def __init__(self, compute: Callable[..., object]) -> None:
+        self.compute = compute
+        self.ref: weakref.ref | None = None
+        self.stamp: tuple = ()
+        self.value: object = None
+
+    def __call__(self, tensor: torch.Tensor, *key: object) -> object:
+        stamp = (tensor._version, *key)
+        if self.ref is None or self.ref() is not tensor or self.stamp != stamp:
+            self.value = self.compute(tensor, *key)
+            self.ref, self.stamp = weakref.ref(tensor), stamp
+        return self.value
+
+
+any_masked = PerTensor(lambda masked: bool(masked.any()))
 
 
 class SDPASelfAttention(LongformerSelfAttention):
@@ -53,7 +78,7 @@ class SDPASelfAttention(LongformerSelfAttention):
         # Scale q before the product, as HF does, so results agree to the last bits.
         query = heads(self.query(hidden_states) / math.sqrt(self.head_dim))
         key, value = heads(self.key(hidden_states)), heads(self.value(hidden_states))
-        masked = is_index_masked if is_index_masked is not None and is_index_masked.any() else None
+        masked = is_index_masked if is_index_masked is not None and any_masked(is_index_masked) else None
         dropout = self.dropout if self.training else 0.0
         out = self.attend(query, key, value, masked, dropout)
         if masked is not None:  # HF gives padding queries zero attention output
@@ -134,27 +159,50 @@ class BlockedSelfAttention(SDPASelfAttention):
         return out.view(batch, n_heads, seq_len, head_dim)
 
 
+def flex_block_mask(masked: torch.Tensor | None, w: int, seq_len: int, device: torch.device):
+    """The sliding-window block mask (|i - j| <= w; with padding, padding keys masked, a padding
+    query seeing itself). `create_block_mask` runs eagerly and costs more than the attention at
+    base size on a GPU, so it is built once per shape (no padding) or per padding mask."""
+    if masked is None:
+        return band_block_mask(w, seq_len, device)
+    return padded_block_mask(masked, w, seq_len)
+
+
+def window_mod(w: int, keep: torch.Tensor | None) -> Callable:
+    def window(b, h, q_idx, kv_idx):
+        inside = (q_idx - kv_idx <= w) & (kv_idx - q_idx <= w)
+        if keep is None:
+            return inside
+        return inside & (keep[b, kv_idx] | (q_idx == kv_idx))
+
+    return window
+
+
+@cache
+def band_block_mask(w: int, seq_len: int, device: torch.device):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    return create_block_mask(window_mod(w, None), None, None, seq_len, seq_len, device=device)
+
+
+def _padded_block_mask(masked: torch.Tensor, w: int, seq_len: int):
+    from torch.nn.attention.flex_attention import create_block_mask
+
+    window = window_mod(w, ~masked)
+    return create_block_mask(window, masked.shape[0], None, seq_len, seq_len, device=masked.device)
+
+
+padded_block_mask = PerTensor(_padded_block_mask)
+
+
 class FlexSelfAttention(SDPASelfAttention):
     """flex_attention with a sliding-window block mask; compiled, so CUDA is where it pays."""
 
     def attend(self, query, key, value, masked, dropout):
-        from torch.nn.attention.flex_attention import create_block_mask
-
         if dropout:
             raise NotImplementedError("flex_attention has no attention dropout; use --dtype with eval")
-        w = self.one_sided_attn_window_size
-        batch, _, seq_len, _ = query.shape
-        keep = ~masked if masked is not None else None
-
-        def window(b, h, q_idx, kv_idx):
-            inside = (q_idx - kv_idx <= w) & (kv_idx - q_idx <= w)
-            if keep is None:
-                return inside
-            return inside & (keep[b, kv_idx] | (q_idx == kv_idx))
-
-        block_mask = create_block_mask(
-            window, batch if keep is not None else None, None, seq_len, seq_len, device=query.device
-        )
+        seq_len = query.shape[2]
+        block_mask = flex_block_mask(masked, self.one_sided_attn_window_size, seq_len, query.device)
         return compiled_flex_attention()(query, key, value, block_mask=block_mask, scale=1.0)
 
 

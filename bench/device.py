@@ -57,19 +57,27 @@ class Precision:
         return self.autocast_dtype is torch.float16
 
     @contextlib.contextmanager
-    def active(self, device: torch.device) -> Iterator[None]:
-        """Run the enclosed forward pass at this precision, restoring global TF32 flags after."""
+    def matmul_mode(self) -> Iterator[None]:
+        """TF32 on or off for everything enclosed, restoring the global flags after. A training step
+        runs wholly inside it (forward, backward, optimizer): the flags are read when a matmul runs,
+        and backward runs outside the forward's autocast region."""
         saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
         torch.backends.cuda.matmul.allow_tf32 = self.allow_tf32
         torch.backends.cudnn.allow_tf32 = self.allow_tf32
         try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+    @contextlib.contextmanager
+    def active(self, device: torch.device) -> Iterator[None]:
+        """Run the enclosed forward pass at this precision: autocast (bf16/fp16) and the TF32 mode."""
+        with self.matmul_mode():
             if self.autocast_dtype is None:
                 yield
             else:
                 with torch.autocast(device_type=device.type, dtype=self.autocast_dtype):
                     yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 PRECISIONS = {

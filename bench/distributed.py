@@ -30,6 +30,8 @@ def init_world(device: torch.device) -> tuple[World, torch.device]:
     """Join the torchrun group if launched by torchrun; each rank takes the GPU of its local rank."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
+        if device.type == "cuda":  # --device cuda:N: N is "the current device" for everything after
+            torch.cuda.set_device(device)
         return World(1, 0, 0), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":

@@ -77,6 +77,23 @@ def peak_cuda_bytes(fn: Callable[[], object], device: torch.device) -> int:
     return torch.cuda.max_memory_allocated(device) - before
 
 
+def training_state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes a training run keeps between steps: parameters, their gradients, the optimizer's state."""
+    tensors = [p for p in model.parameters()] + [p.grad for p in model.parameters() if p.grad is not None]
+    tensors += [t for state in optimizer.state.values() for t in state.values() if torch.is_tensor(t)]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def training_peak_cuda_bytes(
+    fn: Callable[[], object], device: torch.device, model: torch.nn.Module, optimizer: torch.optim.Optimizer
+) -> int:
+    """The training's own peak while `fn` trains: its state at the start plus the most `fn`
+    allocated on top. What else the process holds on the device (the calibration's buffers, a
+    cached initial model, the data) is not the training's and is left out."""
+    state = training_state_bytes(model, optimizer)
+    return state + peak_cuda_bytes(fn, device)
+
+
 def throughputs(
     samples: int, train_seconds: float, step_seconds: list[float], core_seconds: list[float]
 ) -> dict:
@@ -115,23 +132,32 @@ def model_flops_per_sample(config, seq_len: int) -> int:
     return (1 + BACKWARD_FACTOR) * (layers + head)
 
 
-# Dense peak FLOP/s by GPU name fragment and dtype, from the vendors' data sheets (SXM parts).
-PEAK_FLOPS = {
-    "H200": {"fp32": 67e12, "tf32": 494.5e12, "bf16": 989.5e12, "fp16": 989.5e12},
-    "H100": {"fp32": 67e12, "tf32": 494.5e12, "bf16": 989.5e12, "fp16": 989.5e12},
-    "A100": {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "fp16": 312e12},
-    "V100": {"fp32": 15.7e12, "tf32": 15.7e12, "bf16": 125e12, "fp16": 125e12},
+# Dense (not sparse) peak FLOP/s from the vendors' data sheets, by the exact name torch reports
+# (torch.cuda.get_device_name). Parts differ: an H100 PCIe peaks at 756 bf16 TFLOP/s, an SXM at 989,
+# so a name is matched whole or not at all; any other card (H100/H200 NVL among them) needs
+# --peak-tflops for an MFU. V100 has no TF32 (it runs fp32) and no bf16 tensor cores.
+_H100_SXM = {"fp32": 67e12, "tf32": 494.5e12, "bf16": 989.5e12, "fp16": 989.5e12}
+_A100 = {"fp32": 19.5e12, "tf32": 156e12, "bf16": 312e12, "fp16": 312e12}
+_V100 = {"fp32": 15.7e12, "tf32": 15.7e12, "bf16": None, "fp16": 125e12}
+PEAK_FLOPS: dict[str, dict[str, float | None]] = {
+    "NVIDIA H200": _H100_SXM,  # H200 SXM: the H100 SXM's compute
+    "NVIDIA H100 80GB HBM3": _H100_SXM,
+    "NVIDIA H100 PCIe": {"fp32": 51e12, "tf32": 378e12, "bf16": 756e12, "fp16": 756e12},
+    "NVIDIA A100-SXM4-40GB": _A100,
+    "NVIDIA A100-SXM4-80GB": _A100,
+    "NVIDIA A100-PCIE-40GB": _A100,
+    "NVIDIA A100 80GB PCIe": _A100,
+    "Tesla V100-SXM2-16GB": _V100,
+    "Tesla V100-SXM2-32GB": _V100,
 }
 
 
 def peak_flops(gpu_name: str | None, dtype: str, override: float | None = None) -> float | None:
-    """The card's dense peak for `dtype`; `override` (FLOP/s) wins; None where the card is unknown."""
+    """The card's dense peak for `dtype`; `override` (FLOP/s) wins; None where the card is not one
+    of PEAK_FLOPS's exactly (then MFU is left out and the summary asks for --peak-tflops)."""
     if override:
         return override
-    for fragment, table in PEAK_FLOPS.items():
-        if gpu_name and fragment in gpu_name:
-            return table[dtype]
-    return None
+    return PEAK_FLOPS.get((gpu_name or "").strip(), {}).get(dtype)
 
 
 def efficiency(p_core: float, flops_per_sample: int, peak: float | None) -> dict[str, float | None]:

@@ -22,7 +22,8 @@ class Marks:
         if self.device.type != "cuda":
             return time.perf_counter()
         event = torch.cuda.Event(enable_timing=True)
-        event.record()
+        # on the run's device's stream: `record()` alone takes the current device's, cuda:0 unless set
+        event.record(torch.cuda.current_stream(self.device))
         return event
 
     def seconds(self, start: torch.cuda.Event | float, end: torch.cuda.Event | float) -> float:

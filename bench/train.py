@@ -118,18 +118,22 @@ def train_step(
     """Forward, backward, optimizer and scheduler: the work FlagPerf's p_core times.
 
     Returns the loss as a device tensor; reading it (`.item()`) would stall the device every step.
+    Autocast wraps the forward only (as torch advises); the TF32 mode wraps the whole step.
     """
-    with precision.active(device):
-        loss = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels).loss
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-    scheduler.step()
+    with precision.matmul_mode():
+        with precision.active(device):
+            loss = model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            ).loss
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        scheduler.step()
     return loss.detach()
 
 

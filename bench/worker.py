@@ -93,6 +93,10 @@ class TimedJob:
     detector's self-tests only) stretches every timed round by that fraction of its own time."""
 
     def __init__(self, spec, job: dict) -> None:
+        import torch
+
+        if spec.device.type == "cuda":  # so that whatever uses "the current device" uses this one
+            torch.cuda.set_device(spec.device)
         build = importlib.import_module("bench.workloads").build
         self.device, self.slowdown = spec.device, job["slowdown"]
         self.workload = build(spec, job["workload"], job["params"])
@@ -119,6 +123,9 @@ def release_memory(device) -> None:
     whole card."""
     import torch
 
+    release = getattr(importlib.import_module("bench.workloads"), "release", None)
+    if release is not None:  # the side's cached initial model (a side's checkout may predate it)
+        release()
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()

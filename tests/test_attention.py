@@ -172,3 +172,39 @@ def test_counted_flops_cover_the_useful_work(implementation):
     window = None if implementation == "dense" else 32
     useful = attention_layer_flops(2, 512, 128, window, backward=True)
     assert useful <= counted < 1.5 * useful
+
+
+def test_whether_anything_is_padding_is_asked_once_a_forward_not_once_a_layer(
+    run_spec, initial_model, monkeypatch
+):
+    """`is_index_masked.any()` is a host sync; HF's layer does not pay it in every layer, ours must not."""
+    from bench import attention
+
+    calls: list[int] = []
+    compute = attention.any_masked.compute
+    monkeypatch.setattr(attention.any_masked, "compute", lambda masked: calls.append(1) or compute(masked))
+    model = copy.deepcopy(initial_model).eval()
+    use_attention(model, "blocked")
+    ids = torch.ones(2, 64, dtype=torch.long)
+    mask = torch.ones_like(ids)
+    mask[0, 40:] = 0  # padding, so the masked path runs too
+    for _ in range(2):
+        model(input_ids=ids, attention_mask=mask)
+    assert run_spec.config.num_hidden_layers > 1 and len(calls) == 2  # one per forward
+
+
+def test_flex_block_masks_are_built_once_per_shape_and_padding_mask(monkeypatch):
+    import torch.nn.attention.flex_attention as flex
+
+    from bench.attention import flex_block_mask
+
+    built: list[tuple] = []
+    monkeypatch.setattr(flex, "create_block_mask", lambda *args, **kwargs: built.append(args) or object())
+    device = torch.device("cpu")
+    band = flex_block_mask(None, 7, 70, device)
+    assert flex_block_mask(None, 7, 70, device) is band and len(built) == 1
+    masked = torch.zeros(2, 70, dtype=torch.bool)
+    padded = flex_block_mask(masked, 7, 70, device)
+    assert flex_block_mask(masked, 7, 70, device) is padded and len(built) == 2
+    masked[0, 60:] = True  # the same tensor changed in place: built again
+    assert flex_block_mask(masked, 7, 70, device) is not padded and len(built) == 3

@@ -149,3 +149,14 @@ def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 skipped" in result.stdout
     assert "one training step takes about" in result.stdout and "at batch 16" in result.stdout
+
+
+def test_the_gpu_script_fits_its_ten_minutes_by_construction():
+    """scripts/gpu_check.sh: the stages' own limits (plus 30 s of setup) add up to at most 8
+    minutes, under the device tool's 10 a command, so the summary is always written."""
+    import re
+
+    script = (ROOT / "scripts" / "gpu_check.sh").read_text()
+    limits = [int(n) for n in re.findall(r"^stage \S+ (\d+) ", script, flags=re.MULTILINE)]
+    assert len(limits) == 6 and 30 + sum(limits) <= 480, limits
+    assert "timeout -s INT" in script  # pytest, interrupted, still writes what finished

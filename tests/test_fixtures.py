@@ -92,3 +92,15 @@ def test_config_and_precision_fixtures_describe_the_run(
     assert model_config is run_spec.config
     assert model.config.num_hidden_layers == model_config.num_hidden_layers
     assert precision is run_spec.precision and precision.name == pytestconfig.getoption("dtype")
+
+
+def test_convergence_outputs_go_where_the_runs_are_saved(tmp_path):
+    """--benchmark-storage (scripts/gpu_check.sh points it into $OUT): the event log and the PNG
+    of a convergence run land beside the saved runs, not in the checkout."""
+    from types import SimpleNamespace
+
+    from bench.benchmarks.test_convergence import results_folder
+
+    session = SimpleNamespace(storage=SimpleNamespace(path=tmp_path / "out"))
+    assert results_folder(SimpleNamespace(_benchmarksession=session, rootpath=tmp_path)) == tmp_path / "out"
+    assert results_folder(SimpleNamespace(rootpath=tmp_path)) == tmp_path / "results"

@@ -230,3 +230,16 @@ def test_an_epoch_slice_trains_and_evaluates_the_first_samples_of_each_epoch(run
     whole = epoch(run_spec, "device", rounds=1).step()
     assert whole["record"].steps == steps_per_epoch(run_spec.train.n_samples, size, World(1, 0, 0))
     assert whole["eval_samples"] == run_spec.eval.n_samples
+
+
+def test_mfu_peaks_match_a_card_by_its_whole_name():
+    """An H100 PCIe peaks at 756 bf16 TFLOP/s, an SXM at 989: a substring match would take one for
+    the other. Unknown parts (an NVL) get no peak, unless --peak-tflops gives one."""
+    from bench.metrics import peak_flops
+
+    assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989.5e12
+    assert peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12
+    assert peak_flops("NVIDIA H200", "fp32") == 67e12
+    assert peak_flops("NVIDIA H100 NVL", "bf16") is None and peak_flops("NVIDIA H200 NVL", "bf16") is None
+    assert peak_flops("Tesla V100-SXM2-32GB", "bf16") is None  # no bf16 tensor cores
+    assert peak_flops(None, "fp32") is None and peak_flops("NVIDIA H100 NVL", "bf16", 835e12) == 835e12

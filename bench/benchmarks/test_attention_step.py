@@ -18,7 +18,7 @@ from bench.metrics import (
     saved_bytes_for_backward,
 )
 from bench.sampling import Job
-from bench.workloads import MATMUL_SIZE, attention_step
+from bench.workloads import attention_step, matmul_size
 
 ROUNDS, WARMUP_ROUNDS = 3, 2  # per worker process
 # (window, seq_len, batch)
@@ -98,9 +98,9 @@ def test_attention_step_gpu(sampled, benchmark, run_spec, implementation, case, 
 def test_attention_speedup_at_base_dims(sampled, sample, benchmark, run_spec, faster):
     """longformer-base's layer (hidden 768, 12 heads, window 512, seq 4096, batch 1), forward+backward.
 
-    Times the faster implementation and, in the same worker processes, HF's layer and a 2048^3
-    matmul at the run's dtype; records speedup over HF and the distance from the floor (useful FLOPs
-    / that matmul rate).
+    Times the faster implementation and, in the same worker processes, HF's layer and a square
+    matmul at the run's dtype (2048 on the CPU, 8192 on CUDA: bench/workloads.py); records speedup
+    over HF and the distance from the floor (useful FLOPs / that matmul rate).
     """
     if faster == "flex" and run_spec.device.type != "cuda":
         pytest.skip("flex_attention has no backward on the CPU")
@@ -111,7 +111,8 @@ def test_attention_speedup_at_base_dims(sampled, sample, benchmark, run_spec, fa
         return statistics.median(s.median for s in sample(Job(workload, params, ROUNDS)))
 
     hf_seconds = worker_median("attention_step", layer_params("hf", case, "forward_backward", **BASE_DIMS))
-    rate = 2 * MATMUL_SIZE**3 / worker_median("matmul", {"size": MATMUL_SIZE})
+    size = matmul_size(run_spec.device)
+    rate = 2 * size**3 / worker_median("matmul", {"size": size})
     median = statistics.median(benchmark.extra_info["process_medians"])
     floor = benchmark.extra_info["useful_flops"] / rate
     benchmark.extra_info.update(

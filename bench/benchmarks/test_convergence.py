@@ -66,6 +66,14 @@ def convergence_spec(config: pytest.Config, spec: RunSpec, case: Case) -> RunSpe
     return build_spec(**values)
 
 
+def results_folder(config: pytest.Config) -> Path:
+    """Where saved runs go (--benchmark-storage, results/ by default): the event log and the PNG
+    go beside them, so a run that saves elsewhere (scripts/gpu_check.sh: $OUT) keeps them too."""
+    storage = getattr(getattr(config, "_benchmarksession", None), "storage", None)
+    path = getattr(storage, "path", None)
+    return Path(path) if path is not None else Path(config.rootpath) / "results"
+
+
 @pytest.mark.slow
 @pytest.mark.convergence
 def test_convergence(benchmark, pytestconfig, run_spec):
@@ -85,7 +93,7 @@ def test_convergence(benchmark, pytestconfig, run_spec):
     )
     max_epochs = positive_int("--max-epochs", get("max_epochs")) or case.max_epochs
     fingerprint = machine_fingerprint(spec.device, spec.precision.name, spec.worker_threads)
-    folder = Path(pytestconfig.rootpath) / "results" / "convergence"
+    folder = results_folder(pytestconfig) / "convergence"
     folder = folder / fingerprint_folder(fingerprint, fingerprint_id(fingerprint))
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{case.name}"
@@ -135,12 +143,23 @@ def test_convergence(benchmark, pytestconfig, run_spec):
     assert record["status"] == "converged", f"{case.name}: {record['error']} (events: {events})"
 
 
+# On CUDA, HF's chunked attention backward accumulates with atomics: the order of additions, and so
+# the last bits, change from run to run. There the runs must agree to this relative tolerance.
+CUDA_LOSS_RTOL = 1e-3
+
+
 @pytest.mark.slow
 @pytest.mark.convergence
 def test_embedded_convergence_is_deterministic(pytestconfig, run_spec):
-    """The same seed gives the same losses and accuracy curve, to the last bit, on the CPU."""
+    """The same seed gives the same losses and accuracy curve: to the last bit on the CPU, within
+    CUDA_LOSS_RTOL on CUDA (not measured there yet: no GPU has run it)."""
     spec = convergence_spec(pytestconfig, run_spec, CASES["embedded"])
     runs = [run_training(spec, World(1, 0, 0), 2, lr=1e-3, max_steps=8) for _ in range(2)]
     assert runs[0]["finished"] and runs[1]["finished"]
+    losses = [[loss for e in run["epochs"] for loss in e["losses"]] for run in runs]
+    if spec.device.type == "cuda":
+        assert losses[0] == pytest.approx(losses[1], rel=CUDA_LOSS_RTOL)
+        assert runs[0]["eval_accuracy"] == pytest.approx(runs[1]["eval_accuracy"], abs=0.01)
+        return
     assert runs[0]["eval_accuracy"] == runs[1]["eval_accuracy"]
-    assert [e["losses"] for e in runs[0]["epochs"]] == [e["losses"] for e in runs[1]["epochs"]]
+    assert losses[0] == losses[1]

@@ -91,7 +91,9 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, plan: EpochPlan)
         tokens_per_s=summary["p_train"] * run_spec.seq_len,
         **efficiency(summary["p_core"], flops, peak),
         peak_memory_bytes=max(e["peak_memory_bytes"] for e in epochs),
-        peak_memory_kind="cuda max allocated" if device.type == "cuda" else "worker process max RSS",
+        peak_memory_kind="cuda: training state + round peak"
+        if device.type == "cuda"
+        else "worker process max RSS",
         eval_accuracy=[e["accuracy"] for e in epochs],
         final_loss=epochs[-1]["record"].losses[-1],
     )
