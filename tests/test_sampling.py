@@ -75,3 +75,16 @@ def test_the_injected_slowdown_is_checked(monkeypatch, value, message):
     monkeypatch.setenv(INJECT_ENV, value)
     with pytest.raises(pytest.UsageError, match=message):
         injected_slowdown()
+
+
+def test_a_finished_job_gives_its_memory_back_through_one_code_path(run_spec):
+    """bench/worker.py's release_memory runs when a job ends on any device: the side's cached
+    initial model goes (on CUDA the caching allocator's blocks follow with empty_cache), so the next
+    job, or the other A/B side's process, has the device to itself."""
+    from bench import workloads
+    from bench.worker import release_memory
+
+    workloads.initial_model(run_spec)
+    assert workloads._initial_models
+    release_memory(run_spec.device)
+    assert workloads._initial_models == {}  # the worker holds the weights no more
