@@ -9,7 +9,7 @@ each time; a calibration round after every round; never two processes computing 
 GPU, where both sides' copies might not fit, the pair's processes run one after the other, each
 giving its memory back (the same verdicts; the CPU design is what the detection table measured).
 
-Each side's workers are forked from `SERVERS_PER_SIDE` servers in turn (see there).
+Every worker is forked from a server of its own (see `one server a process` below).
 How many rounds: as many as fit a time budget per benchmark (`seconds`: the wall time of both
 sides' timed rounds and their calibration rounds), at least the benchmark's own.
 """
@@ -37,11 +37,14 @@ from bench.sampling import (
 )
 
 BASELINE, CANDIDATE = "baseline", "candidate"
-# Workers forked from one server share its memory layout (one exec: one draw of address-space
-# randomization and allocator state), and on this CPU that shifted all of a server's workers alike
-# by up to several % (same code on both sides, measured). So each side's workers come from several
-# servers, which spreads that shift over the side instead of giving it to the whole side.
-SERVERS_PER_SIDE = 2
+# One server a process: workers forked from one server share its memory layout (one exec: one
+# draw of address-space randomization and allocator state), which shifts them all alike. Measured
+# over 41 trials of blocked w128-L2048 with two servers a side, the two servers' worker means
+# differed by 2.0% (SD) where the processes' own spread predicts 1.2%: a server effect of about 1.2%
+# that Welch's test, counting 10 processes as independent, did not see, and one same-code trial in
+# 11 was judged a regression (1.021, p = 0.004). With a server per process that effect is part of
+# the process-to-process spread the test measures. It costs a server start per process (an
+# interpreter importing torch, in parallel) once a session.
 
 
 @dataclass
@@ -65,12 +68,13 @@ class ABPool:
     seconds: float = 20.0
     candidate_slowdown: float | None = None  # the detector's self-tests and power table only
     seed: int = 0
-    servers_per_side: int = SERVERS_PER_SIDE
+    servers_per_side: int = 0  # 0: one a process; fewer only in self-tests that need speed
     stacks: dict[str, dict] = field(default_factory=dict)
     last: Pair | None = None
     recorded: dict[str, Pair] = field(default_factory=dict)  # by benchmark, filled by fixtures/sampling.py
 
     def __post_init__(self) -> None:
+        self.servers_per_side = self.servers_per_side or self.processes
         self.order = random.Random(self.seed)
         self.servers: dict[str, list[Server]] = {}
         self.pairs = []

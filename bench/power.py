@@ -234,6 +234,7 @@ class ABPower:
         return {
             "job": job.describe(),
             "processes": self.processes,
+            "servers_per_side": self.processes,  # one server a process (bench/ab.py)
             "seconds_per_benchmark": self.seconds,
             "alpha": self.alpha,
             "min_effect": self.min_effect,
