@@ -197,15 +197,14 @@ def format_change(change: Change | None) -> str:
 
 
 def format_pair(ab: dict, rows: list[Row], alpha: float, min_effect: float, where: Path | None) -> str:
-    chosen = {row.benchmark: (row.raw if SCORE == "raw" else row.normalized) for row in rows}
     header = ("benchmark", "baseline", "candidate", f"ratio [{100 * (1 - alpha):g}% CI]", "p", "verdict")
     lines = [
         (
             row.benchmark.split("::")[-1],
             format_seconds(row.baseline_seconds),
             format_seconds(row.latest_seconds),
-            format_change(chosen[row.benchmark]),
-            f"{chosen[row.benchmark].p_value:.2g}" if chosen[row.benchmark] else "-",
+            format_change(row.decided),
+            f"{row.decided.p_value:.2g}" if row.decided else "-",
             row.verdict + (f" ({row.note})" if row.note else ""),
         )
         for row in rows
@@ -237,7 +236,7 @@ def pair_json(ab: dict, rows: list[Row], where: Path | None) -> str:
 
     benchmarks = []
     for row in rows:
-        chosen = row.raw if SCORE == "raw" else row.normalized
+        chosen = row.decided  # the SCORE's change: judge_pair decides by it
         benchmarks.append(
             {
                 "benchmark": row.benchmark,

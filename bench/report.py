@@ -125,9 +125,12 @@ def latest_verdict(saved: list[Run], fullname: str) -> tuple[str, list[str]]:
         return "", ["", "", "one run: nothing to compare yet"]
     history = measured[:-1][-HISTORY_RUNS:]
     row = judge(fullname, history[-1:], measured[-1], history, alpha=0.01, min_effect=0.02)
-    chosen = row.raw if row.decided_by == "raw" else row.normalized
     note = f" ({row.note})" if row.note else ""
-    return row.verdict, [html.escape(format_change(chosen)), row.decided_by, html.escape(row.verdict + note)]
+    return row.verdict, [
+        html.escape(format_change(row.decided)),
+        row.decided_by,
+        html.escape(row.verdict + note),
+    ]
 
 
 HEADER = (

@@ -122,6 +122,11 @@ class Row:
     verdict: str
     note: str = ""
 
+    @property
+    def decided(self) -> Change | None:
+        """The change of the score that decided the verdict (None where none could)."""
+        return {"raw": self.raw, "normalized": self.normalized}.get(self.decided_by)
+
 
 @dataclass(frozen=True)
 class Values:

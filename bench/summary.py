@@ -121,8 +121,7 @@ def verdict_lines(results: Path, saved: Path) -> list[str]:
         return [f"no verdict yet: {err}"]
     lines = [f"against {', '.join(r.name for r in base_runs)} (python -m bench compare):"]
     for row in rows:
-        chosen = {"raw": row.raw, "normalized": row.normalized}.get(row.decided_by)
-        change = f" {format_change(chosen).strip()} ({row.decided_by})" if chosen else ""
+        change = f" {format_change(row.decided).strip()} ({row.decided_by})" if row.decided else ""
         note = f" ({row.note})" if row.note else ""
         lines.append(f"  {row.benchmark.split('::')[-1]}: {row.verdict}{change}{note}")
     return lines + [f"warning: {w}" for w in warnings]
