@@ -32,6 +32,17 @@ class EpochPlan:
     batch_size: int = 0
     estimated_seconds: float = 0.0  # all workers, warm-up included, at the expected step time
 
+    def params(self, data_path: str) -> dict:
+        """The epoch workload's parameters for this plan (bench/workloads.py `epoch`), the warm-up
+        rounds counted in its schedule."""
+        return {
+            "data_path": data_path,
+            "rounds": self.rounds + self.warmup_rounds,
+            "max_samples": self.max_samples,
+            "warmup_steps": self.warmup_steps,
+            "batch_size": self.batch_size,
+        }
+
     def describe(self, train_samples: int, run_batch: int) -> str:
         if not self.max_samples:
             return f"whole epochs of {train_samples} samples"

@@ -155,16 +155,10 @@ def ab_job(case: str, options: dict) -> Job:
     """A fast-profile benchmark as its test samples it, with its own rounds (ab adds rounds to fit
     its budget): an attention case, or the epoch slice at the run's batch size."""
     if case == "epoch-slice":
-        from bench.benchmarks.test_epoch_throughput import SLICE_ROUNDS, SLICE_STEPS, SLICE_WARMUP
+        from bench.benchmarks.test_epoch_throughput import slice_plans
 
-        params = {
-            "data_path": "device",
-            "rounds": SLICE_ROUNDS + SLICE_WARMUP,
-            "max_samples": SLICE_STEPS * int(options["batch_size"]),
-            "warmup_steps": 2,
-            "batch_size": 0,
-        }
-        return Job("epoch", params, SLICE_ROUNDS, SLICE_WARMUP)
+        plan = slice_plans(int(options["batch_size"]))[0]
+        return Job("epoch", plan.params("device"), plan.rounds, plan.warmup_rounds)
     return dataclasses.replace(fast_profile_job(), params=ATTENTION_CASES[case])
 
 

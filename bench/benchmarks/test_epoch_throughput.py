@@ -33,15 +33,20 @@ from bench.train import summarize
 ROUNDS = 1  # whole epochs per worker process
 SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP = 2, 3, 1  # batches a slice, slices per worker process
 # one training step at batch 1 and a one-sample evaluation, after one untimed step: what sizes the slice
-PROBE = {"data_path": "device", "rounds": 1, "max_samples": 1, "warmup_steps": 1, "batch_size": 1}
+PROBE = EpochPlan(max_samples=1, rounds=1, warmup_rounds=0, warmup_steps=1, batch_size=1)
+
+
+def slice_plans(batch: int) -> list[EpochPlan]:
+    """The slices the fast form tries, largest first (the first is the embedded default's)."""
+    return candidate_plans(batch, SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP)
 
 
 def fast_plan(probe, run_spec) -> EpochPlan:
     """The largest fast form whose expected time fits the budget (bench/budget.py), or a skip:
     on CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
-    round_s = probe(Job("epoch", PROBE, rounds=1, warmup=0)).median
+    round_s = probe(Job("epoch", PROBE.params("device"), PROBE.rounds, PROBE.warmup_rounds)).median
     size = run_spec.batch_size
-    plans = candidate_plans(size, SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP)
+    plans = slice_plans(size)
     if run_spec.device.type == "cuda":
         plans.insert(0, EpochPlan(0, ROUNDS, 0))
     try:
@@ -63,14 +68,7 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, plan: EpochPlan)
     what = plan.describe(run_spec.train.n_samples, run_spec.batch_size)
     benchmark.group = f"epoch slice: {what}" if plan.max_samples else "epoch"
     device, precision = run_spec.device, run_spec.precision
-    params = {
-        "data_path": data_path,
-        "rounds": plan.rounds + plan.warmup_rounds,
-        "max_samples": plan.max_samples,
-        "warmup_steps": plan.warmup_steps,
-        "batch_size": plan.batch_size,
-    }
-    epochs = sampled("epoch", params, plan.rounds, plan.warmup_rounds)
+    epochs = sampled("epoch", plan.params(data_path), plan.rounds, plan.warmup_rounds)
     summary = summarize([e["record"] for e in epochs], sum(e["train_seconds"] for e in epochs))
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = peak_flops(gpu, precision.name, run_spec.peak_flops_per_s)
