@@ -220,6 +220,10 @@ class ABPower:
     min_effect: float = 0.02
     injected: tuple[float, ...] = AB_LEVELS
 
+    @property
+    def servers_per_side(self) -> int:
+        return self.processes  # one server a process, as `ab` runs (bench/ab.py)
+
     def wanted(self) -> dict[float, int]:
         return {level: self.null_trials if level == 0 else self.trials for level in self.injected}
 
@@ -228,7 +232,7 @@ class ABPower:
         return {
             "job": job.describe(),
             "processes": self.processes,
-            "servers_per_side": self.processes,  # one server a process (bench/ab.py)
+            "servers_per_side": self.servers_per_side,
             "seconds_per_benchmark": self.seconds,
             "alpha": self.alpha,
             "min_effect": self.min_effect,
@@ -243,8 +247,14 @@ class ABPower:
         from bench.errors import BenchInputError
 
         try:
-            saved = json.loads(save.read_text())
-            same = {"job": job.describe(), "processes": self.processes, "seconds_per_benchmark": self.seconds}
+            # files from before servers_per_side was recorded were measured with two servers a side
+            saved = {"servers_per_side": 2, **json.loads(save.read_text())}
+            same = {
+                "job": job.describe(),
+                "processes": self.processes,
+                "servers_per_side": self.servers_per_side,
+                "seconds_per_benchmark": self.seconds,
+            }
             differs = [
                 f"{key} {saved[key]!r} (now {value!r})" for key, value in same.items() if saved[key] != value
             ]

@@ -273,6 +273,11 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
         BenchInputError, match=r"--save .*power.json: measured with other settings: processes 4 \(now 5\)"
     ):
         ABPower("hf-w32-L512", 1, 1, processes=5, seconds=1.0).run(option_defaults(), saved, resume=True)
+    before = json.loads(saved.read_text())
+    del before["servers_per_side"]  # as written before it was recorded: two servers a side
+    saved.write_text(json.dumps(before))
+    with pytest.raises(BenchInputError, match=r"servers_per_side 2 \(now 4\)"):
+        more.run(option_defaults(), saved, resume=True)
     saved.write_text("[1, 2]")
     with pytest.raises(BenchInputError, match=r"--save .*power.json: not a `power --ab` result"):
         more.run(option_defaults(), saved, resume=True)
