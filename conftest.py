@@ -1,5 +1,5 @@
 """Options and hooks only: validate the run before anything is timed, describe the machine, and
-file saved runs under the machine's fingerprint.
+file saved runs under their series (hardware and run configuration, bench/history.py).
 
 The options themselves live in fixtures/options.py (loaded before pytest parses the command line);
 the fixtures live in fixtures/.
@@ -20,11 +20,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Every bad option or input file stops the run here, with its message, before any timing."""
     from bench.device import use_threads
     from bench.errors import BenchInputError
-    from bench.fingerprint import fingerprint_id, machine_fingerprint
-    from bench.history import fingerprint_folder
+    from bench.fingerprint import machine_fingerprint
+    from bench.history import series_folder
     from bench.options import as_given
     from bench.spec import build_spec
-    from fixtures.storage import use_fingerprint_storage
+    from fixtures.storage import use_series_storage
 
     try:
         spec = build_spec(**option_values(session.config))
@@ -32,12 +32,13 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(as_given(str(err), list(session.config.invocation_params.args))) from None
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)
-    fingerprint = machine_fingerprint(spec.device, spec.precision.name, spec.worker_threads)
+    fingerprint = machine_fingerprint(
+        spec.device, spec.precision.name, spec.worker_threads, spec.run_config()
+    )
     session.config.stash[FINGERPRINT] = fingerprint
     benchmark_session = getattr(session.config, "_benchmarksession", None)
-    if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, torch and dtype
-        folder = fingerprint_folder(fingerprint, fingerprint_id(fingerprint))
-        use_fingerprint_storage(benchmark_session, folder)
+    if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, dtype and the model
+        use_series_storage(benchmark_session, series_folder(fingerprint))
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

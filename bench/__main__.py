@@ -1,8 +1,9 @@
-"""`python -m bench train|prepare|report|compare|ab|power|presets`: the harness without pytest.
+"""`python -m bench train|prepare|report|compare|changes|ab|power|presets`: the harness without pytest.
 
 python -m bench train --max-epochs 1 --record results/train.jsonl [run options]
 torchrun --nproc-per-node 8 -m bench train ...
 python -m bench compare --fail-on-regression
+python -m bench changes
 python -m bench ab --baseline-ref origin/main -m fast --fail-on-regression
 python -m bench presets
 """
@@ -145,6 +146,21 @@ def compare(args: argparse.Namespace) -> int:
         )
     )
     return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
+def changes(args: argparse.Namespace) -> int:
+    from bench.changes import as_json, changes, format_changes
+
+    found = changes(
+        Path(args.results),
+        args.alpha,
+        args.min_effect,
+        args.min_runs,
+        args.benchmark,
+        warn=lambda message: print(f"warning: {message}", file=sys.stderr),
+    )
+    print(as_json(found) if args.json else format_changes(found, args.alpha, args.min_effect, args.min_runs))
+    return 0
 
 
 # pytest options that would fight the A/B session: it saves its own pair and needs benchmarks on
@@ -300,8 +316,12 @@ def power(args: argparse.Namespace) -> int:
     from bench.power import LEVELS, collect, fast_profile_job, format_detection, tables
     from bench.spec import positive_int
 
+    if args.alpha is None:
+        args.alpha = 0.001 if args.changes else 0.01
     if args.ab:
         return power_ab(args)
+    if args.changes:
+        return power_changes(args)
     runs = positive_int("--runs", args.runs)
     workers = positive_int("--workers", args.workers)
     if runs < 8:
@@ -372,6 +392,32 @@ def power_ab(args: argparse.Namespace) -> int:
         f"{result['job']}, {measurement.processes} processes per side, {measurement.seconds:g} s a benchmark"
     )
     print(format_detection({float(k): v for k, v in result["table"].items()}, AB_COLUMNS))
+    return 0
+
+
+def power_changes(args: argparse.Namespace) -> int:
+    """`power --changes`: how soon `changes` finds a step, and its false steps, on saved runs."""
+    from bench.changes import check_settings
+    from bench.history import load_runs, replace_atomically
+    from bench.step_power import format_power, measure
+
+    check_settings(args.alpha, args.min_effect, args.min_runs)
+    runs = load_runs(Path(args.results), lambda message: print(f"warning: {message}", file=sys.stderr))
+    result = measure(
+        runs,
+        alpha=args.alpha,
+        min_effect=args.min_effect,
+        min_runs=args.min_runs,
+        progress=lambda name: print(f"measuring {name}", file=sys.stderr),
+    )
+    if not result["benchmarks"]:
+        raise BenchInputError(
+            f"--results {args.results}: no benchmark has 20 same-code runs in one series "
+            "(10 before a step and 10 after it)"
+        )
+    print(format_power(result))
+    if args.save:
+        replace_atomically(Path(args.save), json.dumps(result, indent=1).encode())
     return 0
 
 
@@ -454,6 +500,20 @@ def main(argv: list[str] | None = None) -> int:
         "--latest PAIR does the same",
     )
     diff.set_defaults(handler=compare)
+    steps = commands.add_parser(
+        "changes", help="where each benchmark's level stepped and stayed, and what changed there"
+    )
+    steps.add_argument("--results", default="results", help="the history folder (default results)")
+    steps.add_argument("--alpha", type=float, default=0.001, help="significance of a step (default 0.001)")
+    steps.add_argument(
+        "--min-effect", type=float, default=0.02, help="smallest step that counts (default 0.02)"
+    )
+    steps.add_argument(
+        "--min-runs", type=int, default=3, help="runs a level must hold on each side of a step (default 3)"
+    )
+    steps.add_argument("--benchmark", default=None, help="only benchmarks whose name contains this")
+    steps.add_argument("--json", action="store_true", help="print the series and their steps as JSON")
+    steps.set_defaults(handler=changes)
     abp = commands.add_parser(
         "ab",
         allow_abbrev=False,
@@ -493,8 +553,15 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--workers", default="3", help="worker processes per run (default 3, the fast profile's)"
     )
-    check.add_argument("--alpha", type=float, default=0.01)
+    check.add_argument("--alpha", type=float, default=None, help="default 0.01 (0.001 with --changes)")
     check.add_argument("--min-effect", type=float, default=0.02)
+    check.add_argument(
+        "--changes",
+        action="store_true",
+        help="measure `bench changes` on the saved runs in --results instead (seconds, no benchmarks run)",
+    )
+    check.add_argument("--results", default="results", help="with --changes: the history folder")
+    check.add_argument("--min-runs", type=int, default=3, help="with --changes: as `changes --min-runs`")
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
     check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
     check.add_argument(

@@ -14,11 +14,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import BenchInputError
-from bench.history import read_runs
+from bench.history import Run, config_differences, earlier_runs, label_changes, load_runs
 from bench.stats import (
     REGRESSION,
     UNTESTABLE,
@@ -35,43 +34,6 @@ from bench.stats import (
 # The run-to-run spread is measured over the last HISTORY_RUNS earlier runs, once there are at least
 # MIN_HISTORY_RUNS (4 successive differences): fewer make its estimate, and the choice of score, a guess.
 HISTORY_RUNS, MIN_HISTORY_RUNS = 20, 5
-
-
-@dataclass(frozen=True)
-class Run:
-    path: Path
-    saved: dict  # pytest-benchmark's JSON
-
-    @property
-    def name(self) -> str:
-        return f"{self.path.parent.name}/{self.path.name}"
-
-    @property
-    def fingerprint(self) -> dict:
-        return self.saved.get("machine_info", {}).get("longformer_bench", {})
-
-    @property
-    def digest(self) -> str | None:
-        return self.saved.get("machine_info", {}).get("fingerprint")
-
-    @property
-    def when(self) -> str:
-        return self.saved.get("datetime", "")
-
-    def benchmarks(self) -> dict[str, dict]:
-        return {b["fullname"]: b for b in self.saved["benchmarks"] if "fullname" in b}
-
-
-def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
-    """Every saved run under results/<fingerprint folder>/, oldest first; broken files skipped."""
-    if not results.is_dir():
-        raise BenchInputError(f"--results {results}: directory does not exist")
-    runs = [
-        Run(folder / name, saved)
-        for folder in sorted(p for p in results.iterdir() if p.is_dir())
-        for name, saved in read_runs(folder, warn)
-    ]
-    return sorted(runs, key=lambda run: (run.when, run.name))
 
 
 def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None) -> Run:
@@ -97,11 +59,12 @@ def select(
 ) -> tuple[list[Run], Run, int | None]:
     """(baseline candidates, the latest run, how many of the candidates each benchmark pools).
 
-    `previous` and `last:N`: the earlier runs of the latest run's fingerprint folder, of which each
-    benchmark pools the newest 1 or N that measured it, so a run of other benchmarks in between (a
-    convergence run, a `-k` subset) does not hide its baseline. Unless the latest run is named, it
-    is the newest run that has an earlier one in its folder (a first run at another dtype does not
-    stop the comparison; `warn` says so). A named baseline: that run, count None.
+    `previous` and `last:N`: the earlier runs of the latest run's series (bench/history.py: same
+    hardware and run configuration, any software), of which each benchmark pools the newest 1 or N
+    that measured it, so a run of other benchmarks in between (a convergence run, a `-k` subset) does
+    not hide its baseline. Unless the latest run is named, it is the newest run that has an earlier
+    one in its series (a first run at another dtype does not stop the comparison; `warn` says so). A
+    named baseline: that run, count None.
     """
     if not runs:
         raise BenchInputError("no saved runs to compare; save some with `make bench`")
@@ -112,16 +75,16 @@ def select(
         comparable = [r for r in runs if earlier_runs(runs, r)]
         if not earlier and not latest and comparable:
             warn(
-                f"{newest.name} is the first run in its fingerprint folder; comparing the newest run "
+                f"{newest.name} is the first run of its series; comparing the newest run "
                 f"that has an earlier one, {comparable[-1].name}"
             )
             newest = comparable[-1]
             earlier = earlier_runs(runs, newest)
         if not earlier:
-            folders = ", ".join(sorted({r.path.parent.name for r in runs}))
-            where = "" if latest else f" (no fingerprint folder holds two runs: {folders})"
+            series = ", ".join(sorted({r.series_name for r in runs}))
+            where = "" if latest else f" (no series holds two runs: {series})"
             raise BenchInputError(
-                f"no run before {newest.name} in its fingerprint folder to compare with{where}: run the "
+                f"no run before {newest.name} in its series to compare with{where}: run the "
                 f"benchmarks again, or name a baseline with --baseline"
             )
         return earlier, newest, count
@@ -129,15 +92,6 @@ def select(
     if chosen.path == newest.path:
         raise BenchInputError(f"--baseline {baseline}: that is the latest run itself")
     return [chosen], newest, None
-
-
-def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:
-    """The runs saved before `latest` in its fingerprint folder, oldest first."""
-    return [
-        r
-        for r in runs
-        if r.path.parent == latest.path.parent and (r.when, r.name) < (latest.when, latest.name)
-    ]
 
 
 def baseline_for(candidates: list[Run], count: int | None, fullname: str) -> list[Run]:
@@ -154,28 +108,28 @@ def _count(baseline: str) -> int:
     return int(value)
 
 
-def fingerprint_differences(a: dict, b: dict) -> list[str]:
-    return [
-        f"{key} {a.get(key)} vs {b.get(key)}" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)
-    ]
-
-
-def check_fingerprints(baseline: list[Run], latest: Run, force: bool) -> bool:
-    """True when the stacks differ (and --force allows the comparison); raises when they differ without it."""
-    differing = [run for run in baseline if run.digest != latest.digest]
+def check_series(baseline: list[Run], latest: Run, force: bool) -> bool:
+    """True when the runs belong to different series (and --force allows the comparison); raises
+    when they do without it. Other software in the same series is what compare is for: no error."""
+    differing = [run for run in baseline if run.series != latest.series]
     if not differing:
         return False
     if force:
         return True
     first = differing[0]
     details = (
-        "; ".join(fingerprint_differences(first.fingerprint, latest.fingerprint)) or "no fingerprint recorded"
+        "; ".join(config_differences(first.fingerprint, latest.fingerprint)) or "no fingerprint recorded"
     )
     raise BenchInputError(
-        f"{first.name} and {latest.name} were measured on different stacks ({details}): their times are not "
-        f"comparable as they stand. Pass --force to compare them anyway; the machine-normalized scores then "
-        f"decide the verdicts."
+        f"{first.name} and {latest.name} were measured on different hardware or run configurations "
+        f"({details}): their times are not comparable as they stand. Pass --force to compare them anyway; "
+        f"the machine-normalized scores then decide the verdicts."
     )
+
+
+def software_changes(base_runs: list[Run], latest: Run) -> list[str]:
+    """What the latest run's commit and software differ in from the newest baseline run's."""
+    return label_changes(base_runs[-1], latest) if base_runs else []
 
 
 def values_of(run: Run, fullname: str) -> Values:
@@ -222,7 +176,7 @@ def judge(
     then differ "significantly" now and then. So without that history the verdict is `cannot tell`
     (the change and its process-spread interval still shown) unless `process_spread` asks for a
     verdict anyway, judged on the score built to cancel drift (normalized), as are runs from
-    different stacks (--force).
+    different series (--force).
     """
     base = pooled(base_runs)
     if not base.process or not new.process:
@@ -242,7 +196,7 @@ def judge(
         spread = (
             f"run-to-run spread {spreads}" if from_history else f"{too_few}; process spread only: {spreads}"
         )
-        note = f"different stacks (--force): normalized decides; {spread}"
+        note = f"different series (--force): normalized decides; {spread}"
     elif from_history:
         decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
         note = f"run-to-run spread {spreads}"
@@ -288,7 +242,7 @@ def compare(
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
     runs = load_runs(results, warn)
     candidates, new, count = select(runs, latest, baseline, warn)
-    stacks_differ = check_fingerprints(candidates, new, force)
+    stacks_differ = check_series(candidates, new, force)
     history = earlier_runs(runs, new)[-HISTORY_RUNS:]
     names = list(new.benchmarks())
     if count is None:  # a named baseline: its benchmarks the latest run lacks are listed too
@@ -363,11 +317,16 @@ def format_table(
         f"tested against the run-to-run spread of up to {HISTORY_RUNS} earlier runs once "
         f"{MIN_HISTORY_RUNS} exist"
         + (", else against the spread between processes" if process_spread else ", else no verdict")
-        + ("; runs on different stacks (--force): the normalized score decides" if force else "")
+        + ("; runs of different series (--force): the normalized score decides" if force else "")
     )
     text = [
         f"latest:   {latest.name}",
         f"baseline: {', '.join(r.name for r in base_runs)}",
+        *(
+            [f"differs:  {', '.join(changes)} (the latest run against the newest baseline run)"]
+            if (changes := software_changes(base_runs, latest))
+            else []
+        ),
         "baseline, latest: geometric mean of the per-process median rounds (the raw change is their ratio)",
         f"change {tested}; {100 * (1 - alpha):g}% intervals; a verdict needs p < {alpha:g} and a change "
         f"of at least {100 * min_effect:g}%",
@@ -398,6 +357,7 @@ def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
         {
             "latest": latest.name,
             "baseline": [r.name for r in base_runs],
+            "differs": software_changes(base_runs, latest),
             "benchmarks": [
                 {
                     **row.__dict__,

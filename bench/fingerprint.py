@@ -44,9 +44,11 @@ def nvidia_driver() -> str | None:
 
 
 def machine_fingerprint(
-    device: torch.device, dtype: str, worker_threads: int | None = None
+    device: torch.device, dtype: str, worker_threads: int | None = None, run: dict | None = None
 ) -> dict[str, Any]:
-    """Everything that changes a timing besides the code under test.
+    """Everything that changes a timing besides the code under test: the hardware and the run's
+    configuration (`run`: the model's shape, batch, sequence length, ...; RunSpec.run_config), which
+    make a series (bench/history.py), and the software stack, which labels the runs in it.
 
     `torch_threads` is this process's thread count; `worker_threads` the one the sampled benchmarks'
     worker processes compute with (bench/sampling.py).
@@ -66,10 +68,11 @@ def machine_fingerprint(
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "transformers": transformers.__version__,
         "dtype": dtype,
+        **({"run": run} if run is not None else {}),
     }
 
 
 def fingerprint_id(fingerprint: dict[str, Any]) -> str:
-    """A short stable digest: equal ids mean runs are comparable as they stand."""
+    """A short stable digest of the whole stack, software included: equal ids, identical stacks."""
     blob = json.dumps(fingerprint, sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()[:12]

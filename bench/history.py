@@ -1,4 +1,11 @@
-"""The saved history: one folder per hardware/software fingerprint, files that are never half-written.
+"""The saved history: runs, the series each belongs to, the labels on them; files never half-written.
+
+A series is one hardware and run configuration (device, CPU/GPU model and count, threads, dtype, the
+model's shape, batch, sequence length: everything in the fingerprint but the software). The software
+stack (torch, transformers, CUDA, cuDNN, driver) and the commit label the runs of a series instead of
+splitting it, so that an upgrade is judged like any other change. New runs are saved in one folder per
+series; the series of a saved run is read from its own fingerprint, never from its folder's name, so
+runs saved under the older per-stack folders join their series where they lie (nothing is moved).
 
 No torch import here: reading and writing history must stay fast and work anywhere.
 """
@@ -6,24 +13,41 @@ No torch import here: reading and writing history must stay fast and work anywhe
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import BenchInputError
 
-def fingerprint_folder(fingerprint: dict, digest: str) -> str:
-    """A readable, filesystem-safe folder name that still changes with anything in the fingerprint."""
+# What labels the runs of a series rather than splitting it.
+SOFTWARE_KEYS = ("torch", "transformers", "cuda", "cudnn", "gpu_driver")
+
+
+def series_config(fingerprint: dict) -> dict:
+    """The hardware and run configuration: the fingerprint without the software versions."""
+    return {key: value for key, value in fingerprint.items() if key not in SOFTWARE_KEYS}
+
+
+def series_id(fingerprint: dict) -> str:
+    """A short stable digest of the series configuration: equal ids, one series."""
+    blob = json.dumps(series_config(fingerprint), sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def series_folder(fingerprint: dict) -> str:
+    """A readable, filesystem-safe folder name that still changes with anything in the series."""
     hardware = fingerprint.get("gpu_name") or fingerprint.get("cpu_model") or "unknown"
     parts = [
         fingerprint.get("device", "cpu"),
         hardware,
         f"{fingerprint.get('torch_threads')}t",
         f"w{fingerprint['worker_threads']}t" if fingerprint.get("worker_threads") else "",
-        f"torch{fingerprint.get('torch')}",
         fingerprint.get("dtype", ""),
-        digest[:8],
+        series_id(fingerprint)[:8],
     ]
     name = "-".join(str(part) for part in parts if part)
     return re.sub(r"[^A-Za-z0-9.+_-]+", "_", name)
@@ -88,3 +112,84 @@ def read_runs(folder: Path, warn: Callable[[str], None]) -> list[tuple[str, dict
             continue
         runs.append((path.name, run))
     return runs
+
+
+@dataclass(frozen=True)
+class Run:
+    """One saved run (pytest-benchmark's JSON) and what history knows of it."""
+
+    path: Path
+    saved: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.parent.name}/{self.path.name}"
+
+    @property
+    def fingerprint(self) -> dict:
+        return self.saved.get("machine_info", {}).get("longformer_bench", {})
+
+    @property
+    def series(self) -> str:
+        """The series id; a run saved without the suite's fingerprint is a series of its folder."""
+        return series_id(self.fingerprint) if self.fingerprint else f"folder:{self.path.parent.name}"
+
+    @property
+    def series_name(self) -> str:
+        """The series as a person reads it (the folder name new runs of it are saved under)."""
+        return series_folder(self.fingerprint) if self.fingerprint else self.path.parent.name
+
+    @property
+    def when(self) -> str:
+        return self.saved.get("datetime", "")
+
+    @property
+    def labels(self) -> dict[str, str | None]:
+        """What labels a run within its series: the commit and the software versions."""
+        commit = self.saved.get("commit_info") or {}
+        sha = commit.get("id")
+        labels = {"commit": (sha[:10] + ("+dirty" if commit.get("dirty") else "")) if sha else None}
+        labels["python"] = self.saved.get("machine_info", {}).get("python_version")
+        labels.update({key: self.fingerprint.get(key) for key in SOFTWARE_KEYS})
+        return labels
+
+    def benchmarks(self) -> dict[str, dict]:
+        return {b["fullname"]: b for b in self.saved["benchmarks"] if "fullname" in b}
+
+
+def label_changes(before: Run, after: Run, keys: tuple[str, ...] | None = None) -> list[str]:
+    """What differs between two runs' labels, as `torch 2.12.0 -> 2.13.0` (all labels, or `keys`)."""
+    a, b = before.labels, after.labels
+    return [f"{key} {a[key]} -> {b[key]}" for key in keys or a if a.get(key) != b.get(key)]
+
+
+def config_differences(a: dict, b: dict) -> list[str]:
+    """The series configuration keys two fingerprints disagree on, with both values."""
+    a, b = series_config(a), series_config(b)
+    keys = sorted(set(a) | set(b))
+    return [f"{key} {a.get(key)} vs {b.get(key)}" for key in keys if a.get(key) != b.get(key)]
+
+
+def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
+    """Every saved run under results/<folder>/, oldest first; broken files skipped with a warning."""
+    if not results.is_dir():
+        raise BenchInputError(f"--results {results}: directory does not exist")
+    runs = [
+        Run(folder / name, saved)
+        for folder in sorted(p for p in results.iterdir() if p.is_dir())
+        for name, saved in read_runs(folder, warn)
+    ]
+    return sorted(runs, key=lambda run: (run.when, run.name))
+
+
+def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:
+    """The runs of `latest`'s series saved before it, oldest first."""
+    return [r for r in runs if r.series == latest.series and (r.when, r.name) < (latest.when, latest.name)]
+
+
+def by_series(runs: list[Run]) -> dict[str, list[Run]]:
+    """The runs grouped by series (oldest first within each), series in order of their first run."""
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(run.series, []).append(run)
+    return grouped

@@ -13,8 +13,9 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.compare import HISTORY_RUNS, Run, format_change, judge, values_of
-from bench.history import read_runs, replace_atomically
+from bench.changes import Found, format_step, series_changes
+from bench.compare import HISTORY_RUNS, format_change, judge, values_of
+from bench.history import Run, by_series, load_runs, replace_atomically
 from bench.stats import REGRESSION
 
 
@@ -56,29 +57,29 @@ def save_accuracy_curve(
     return save_png(path, draw)
 
 
-def run_label(name: str, run: dict) -> str:
+def run_label(run: Run) -> str:
     """A saved run on a chart's x-axis: its commit and date (its file number where none was saved)."""
-    commit = (run.get("commit_info") or {}).get("id") or ""
-    date = run.get("datetime", "")[:10]
-    return f"{commit[:7] or name[:4]}\n{date}".strip()
+    commit = (run.saved.get("commit_info") or {}).get("id") or ""
+    return f"{commit[:7] or run.path.name[:4]}\n{run.when[:10]}".strip()
 
 
-def benchmark_series(runs: list[tuple[str, dict]]) -> dict[str, list[dict]]:
-    """Per benchmark (full name), one point per saved run: its median, quartiles, run label, group
-    and the slowdown a self-test injected into it (0 for a real run)."""
+def benchmark_series(runs: list[Run]) -> dict[str, list[dict]]:
+    """Per benchmark (full name), one point per saved run: its median, quartiles, run label and
+    name, group and the slowdown a self-test injected into it (0 for a real run)."""
     series: dict[str, list[dict]] = {}
-    for name, run in runs:
-        for bench in run["benchmarks"]:
+    for run in runs:
+        for bench in run.saved["benchmarks"]:
             stats = bench.get("stats", {})
             if "median" not in stats:
                 continue
             series.setdefault(bench.get("fullname", bench.get("name", "?")), []).append(
                 {
-                    "run": run_label(name, run),
+                    "run": run_label(run),
+                    "name": run.name,
                     "median": stats["median"],
                     "q1": stats.get("q1", stats["median"]),
                     "q3": stats.get("q3", stats["median"]),
-                    "when": run.get("datetime", ""),
+                    "when": run.when,
                     "group": bench.get("group") or "other",
                     "injected": (bench.get("extra_info") or {}).get("injected_slowdown") or 0,
                 }
@@ -91,9 +92,10 @@ def short_name(fullname: str) -> str:
     return fullname.split("::")[-1]
 
 
-def save_trend(path: Path, name: str, points: list[dict]) -> bool:
+def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = ()) -> bool:
     """Median per run with the interquartile range as error bars; runs with an injected slowdown
-    (self-tests) drawn apart and labelled, so they are never read as real regressions."""
+    (self-tests) drawn apart and labelled, so they are never read as real regressions; each change
+    point (bench/changes.py) a dashed line before the first run after it, labelled with its size."""
     scale, unit = (1e3, "ms") if max(p["median"] for p in points) < 1 else (1.0, "s")
 
     def draw(ax) -> None:
@@ -109,6 +111,20 @@ def save_trend(path: Path, name: str, points: list[dict]) -> bool:
             )
             for i in injected:
                 ax.annotate(f"+{points[i]['injected']:.0%}", (i, medians[i]), fontsize=7, color="red")
+        names = [p["name"] for p in points]
+        for found in steps:
+            if found.first_after in names:
+                at = names.index(found.first_after) - 0.5
+                ax.axvline(at, color="darkorange", linestyle="--", linewidth=1.2)
+                ax.annotate(
+                    f"step {(found.step.ratio - 1) * 100:+.1f}%",
+                    (at, 1.0),
+                    xycoords=("data", "axes fraction"),
+                    va="top",
+                    fontsize=7,
+                    color="darkorange",
+                )
+        if injected:
             ax.legend(loc="best", fontsize=7)
         ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, ha="right", fontsize=7)
         ax.set(ylabel=f"median ({unit})")
@@ -144,9 +160,9 @@ HEADER = (
 )
 
 
-def chart_file(charts_dir: Path, folder: Path, name: str, taken: set[Path]) -> Path:
-    """A chart's file, named by its fingerprint folder and benchmark (unique within the report)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{folder.name}-{short_name(name)}").strip("_")
+def chart_file(charts_dir: Path, series: str, name: str, taken: set[Path]) -> Path:
+    """A chart's file, named by its series and benchmark (unique within the report)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{series}-{short_name(name)}").strip("_")
     path, n = charts_dir / f"{stem}.png", 1
     while path in taken:
         n += 1
@@ -159,24 +175,52 @@ def table(rows: list[str]) -> str:
     return "<table><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>" + "".join(rows) + "</table>"
 
 
+def change_points(runs: list[Run]) -> tuple[dict[tuple[str, str], list[Found]], str]:
+    """The steps of every series and benchmark (bench/changes.py), and a note where none could be
+    looked for (ruptures missing on a bare GPU runner)."""
+    try:
+        found = series_changes(runs)
+    except ImportError as err:
+        return {}, f"<p>change points not searched: {html.escape(str(err))}</p>"
+    return {(s.series, s.benchmark): s.found for s in found if s.found}, ""
+
+
+def steps_list(series: str, steps: dict[tuple[str, str], list[Found]]) -> str:
+    """The change points of one series, newest first: benchmark, size, runs, what differed."""
+    items = [
+        (f.first_after, benchmark, f)
+        for (where, benchmark), found in steps.items()
+        if where == series
+        for f in found
+    ]
+    rows = [
+        f"<li><b>{html.escape(short_name(benchmark))}</b>: step {html.escape(format_step(f.step))} "
+        f"(p = {f.step.p_value:.2g}) between {html.escape(f.last_before)} and {html.escape(f.first_after)}; "
+        f"differs: {html.escape(', '.join(f.differs) or 'nothing recorded')}</li>"
+        for _, benchmark, f in sorted(items, reverse=True)
+    ]
+    if not rows:
+        return ""
+    return f"<h3>Change points ({len(rows)})</h3><ul>{''.join(rows)}</ul>"
+
+
 def write_report(storage: Path, out: Path, warn) -> int:
-    """One PNG trend chart per benchmark and fingerprint under `out`'s folder, and `out` itself: a
-    self-contained HTML page (charts inlined), per fingerprint folder the latest run's regressions
-    first, then one table per benchmark group. Returns the chart count."""
+    """One PNG trend chart per benchmark and series under `out`'s folder, and `out` itself: a
+    self-contained HTML page (charts inlined), per series its change points and the latest run's
+    regressions first, then one table per benchmark group. Returns the chart count."""
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
-    sections, charts, taken = [], 0, set()
-    for folder in sorted(p for p in storage.iterdir() if p.is_dir() and p.name != charts_dir.name):
-        runs = read_runs(folder, warn)
-        if not runs:
-            continue
-        saved = [Run(folder / name, run) for name, run in runs]
+    runs = load_runs(storage, warn)
+    steps, note = change_points(runs)
+    sections, charts, taken = [note] if note else [], 0, set()
+    for saved in by_series(runs).values():
+        series = saved[0].series_name
         groups: dict[str, list[str]] = {}
         regressions: list[str] = []
-        for name, points in sorted(benchmark_series(runs).items()):
-            png = chart_file(charts_dir, folder, name, taken)
+        for name, points in sorted(benchmark_series(saved).items()):
+            png = chart_file(charts_dir, series, name, taken)
             image = ""
-            if save_trend(png, short_name(name), points):
+            if save_trend(png, short_name(name), points, steps.get((series, name), [])):
                 charts += 1
                 data = base64.b64encode(png.read_bytes()).decode()
                 image = (
@@ -187,10 +231,13 @@ def write_report(storage: Path, out: Path, warn) -> int:
             cells = [title, str(len(points)), f"{points[-1]['median']:.6g} s", *cells]
             row = "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>"
             (regressions if verdict == REGRESSION else groups.setdefault(points[-1]["group"], [])).append(row)
+        folders = ", ".join(sorted({run.path.parent.name for run in saved}))
         parts = [
-            f"<h2>{html.escape(folder.name)}</h2><p>{len(runs)} saved runs; verdicts as "
-            "<code>python -m bench compare</code> gives them for each benchmark's latest run; "
-            "red points: self-test runs with an injected slowdown</p>"
+            f"<h2>{html.escape(series)}</h2><p>{len(saved)} saved runs (in {html.escape(folders)}); "
+            "verdicts as <code>python -m bench compare</code> gives them for each benchmark's latest run; "
+            "dashed lines: change points as <code>python -m bench changes</code> finds them; "
+            "red points: self-test runs with an injected slowdown</p>",
+            steps_list(series, steps),
         ]
         if regressions:
             parts.append(

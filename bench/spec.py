@@ -48,6 +48,28 @@ class RunSpec:
         2-core CPU, per-process timings split into a fast and a slow mode by process."""
         return self.threads or 1
 
+    def run_config(self) -> dict:
+        """What a run measures besides the machine: with the hardware, the series its timings belong
+        to (bench/history.py). Paths are left out: the same model and data elsewhere compare."""
+        config = self.config
+        return {
+            "model": {
+                "vocab_size": config.vocab_size,
+                "hidden_size": config.hidden_size,
+                "layers": config.num_hidden_layers,
+                "heads": config.num_attention_heads,
+                "intermediate_size": config.intermediate_size,
+                "attention_window": max(config.attention_window),
+            },
+            "init": self.init,
+            "seq_len": self.seq_len,
+            "batch_size": self.batch_size,
+            "attention": self.attention,
+            "workers": self.workers,
+            "train_samples": self.train.n_samples,
+            "eval_samples": self.eval.n_samples,
+        }
+
     @property
     def peak_flops_per_s(self) -> float | None:
         return self.peak_tflops * 1e12 if self.peak_tflops else None

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.history import fingerprint_folder
+from bench.history import series_folder
 from fixtures import EMBEDDED_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +42,7 @@ def test_bad_environment_variable_is_reported_like_the_option():
 
 def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_path):
     """`--model-dir PATH` outside the repo keeps pytest.ini; the saved run names its stack and lands
-    in its fingerprint folder, where pytest-benchmark's compare reads it and skips a truncated file."""
+    in its series folder, where pytest-benchmark's compare reads it and skips a truncated file."""
     model_dir = Path(shutil.copytree(EMBEDDED_MODEL_DIR, tmp_path / "model"))
     storage = tmp_path / "results"
     result = run_pytest(
@@ -67,7 +67,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     (saved,) = folder.glob("0001_*.json")
     run = json.loads(saved.read_text())
     info = run["machine_info"]
-    assert folder.name == fingerprint_folder(info["longformer_bench"], info["fingerprint"])
+    assert folder.name == series_folder(info["longformer_bench"])
     assert len(info["fingerprint"]) == 12
     for key in (
         "cpu_model",
@@ -83,6 +83,8 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         "gpu_driver",
     ):
         assert key in info["longformer_bench"], key
+    config = info["longformer_bench"]["run"]  # the run configuration: part of the series
+    assert config["model"]["hidden_size"] == 128 and config["model"]["layers"] == 2 and config["workers"] == 2
     (bench,) = run["benchmarks"]
     extra = bench["extra_info"]
     assert extra["implementation"] == "blocked" and extra["tokens_per_s"] > 0

@@ -1,4 +1,5 @@
-"""Saved runs land in a fingerprint folder, whole or not at all, and never over each other."""
+"""Saved runs land in their series' folder, whole or not at all, and never over each other; a series
+is the hardware and run configuration, software versions label its runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import threading
 
 import pytest
 
-from bench.history import fingerprint_folder, write_new_file
+from bench.history import Run, by_series, label_changes, series_folder, series_id, write_new_file
 
 FINGERPRINT = {
     "device": "cuda",
@@ -20,10 +21,38 @@ FINGERPRINT = {
 }
 
 
-def test_folder_name_is_readable_safe_and_keyed_by_the_digest():
-    name = fingerprint_folder(FINGERPRINT, "0123456789abcdef")
-    assert name == "cuda-NVIDIA_H100_80GB_HBM3-16t-torch2.11.0+cu128-bf16-01234567"
-    assert fingerprint_folder({**FINGERPRINT, "dtype": "fp32"}, "fedcba9876543210") != name
+def test_folder_name_is_readable_safe_and_keyed_by_the_series():
+    name = series_folder(FINGERPRINT)
+    assert name == f"cuda-NVIDIA_H100_80GB_HBM3-16t-bf16-{series_id(FINGERPRINT)[:8]}"
+    assert series_folder({**FINGERPRINT, "dtype": "fp32"}) != name
+    model = {"run": {"model": {"hidden_size": 768, "layers": 12}, "batch_size": 16}}
+    assert series_folder({**FINGERPRINT, **model}) != name  # the model's shape: another series
+
+
+def test_software_versions_label_a_series_instead_of_splitting_it(tmp_path):
+    upgraded = {**FINGERPRINT, "torch": "2.12.0+cu128", "transformers": "5.30.0", "gpu_driver": "580.1"}
+    assert series_id(upgraded) == series_id(FINGERPRINT)
+    assert series_id({**FINGERPRINT, "gpu_count": 8}) != series_id(FINGERPRINT)
+    before = Run(tmp_path / "old-folder" / "0001_a.json", saved_run(FINGERPRINT, "a" * 40, "2026-11-01"))
+    after = Run(tmp_path / "new-folder" / "0001_b.json", saved_run(upgraded, "b" * 40, "2026-11-02"))
+    foreign = Run(tmp_path / "plain" / "0001_c.json", {"benchmarks": [], "datetime": "2026-11-03"})
+    # runs saved under an older per-stack folder join their series by their own fingerprint
+    assert list(by_series([before, after, foreign]).values()) == [[before, after], [foreign]]
+    assert label_changes(before, after) == [
+        f"commit {'a' * 10} -> {'b' * 10}",
+        "torch 2.11.0+cu128 -> 2.12.0+cu128",
+        "transformers None -> 5.30.0",
+        "gpu_driver None -> 580.1",
+    ]
+
+
+def saved_run(fingerprint: dict, commit: str, day: str) -> dict:
+    return {
+        "machine_info": {"longformer_bench": fingerprint},
+        "commit_info": {"id": commit},
+        "datetime": f"{day}T10:00:00",
+        "benchmarks": [],
+    }
 
 
 def test_concurrent_writers_never_overwrite_each_other(tmp_path):

@@ -1,0 +1,299 @@
+"""`python -m bench changes`: where a series' level stepped and stayed, and what changed there.
+
+A pairwise compare sees a change only when it is larger than one run's noise; a 5% step on a machine
+whose runs wander by 4-14% is not, but it shifts every run after it. So each benchmark's series (one
+hardware and run configuration, bench/history.py) is searched for change points: ruptures' PELT with
+a mean-shift (l2) cost proposes where the level moved, with a BIC-like penalty scaled by the noise
+of successive runs; then every proposed step is tested, the level of the runs after it against the
+runs before it (back to the previous step) with Student's t on the run-to-run spread pooled over the
+whole series, and the weakest is dropped until every step left is significant at `alpha` and at
+least `min_effect` in size, and stays significant (at 0.01) without the one run that most supports
+it. A step must hold for `min_runs` runs on each side: one slow run is an outlier, not a change.
+Noise alone makes no steps, at a rate measured in the README.
+
+Each series is read on the score that wanders less from run to run (raw per-process medians or the
+machine-normalized ones), and each step names the last run before it, the first run after it and
+what differed between those two (commit, python, torch, transformers, CUDA, cuDNN, driver).
+No torch import: it reads results/ alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from bench.errors import BenchInputError
+from bench.history import Run, by_series, label_changes, load_runs
+from bench.stats import run_level
+
+ALPHA, MIN_EFFECT, MIN_RUNS = 0.001, 0.02, 3
+# A step must also stay significant at this level without the run that most supports it: with
+# heavy-tailed noise (Student-t, 3 df) two odd runs close together made 1 false step per 100 runs
+# without this check and 0.14 with it, at no cost in power on normal noise (simulated).
+ROBUST_ALPHA = 0.01
+# PELT's price of one more change point, in units of the run-to-run variance times log(runs): a
+# BIC-like proposal that the tests below then prune (2 is BIC's own value).
+PENALTY = 2.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """A lasting change of level at run `index` of a series (the first run after it).
+
+    `ratio` is the level after over the level before (1.05: 5% more time), with its interval at
+    1 - alpha, and the two-sided p-values; `before` and `after` count the runs each level rests on.
+    """
+
+    index: int
+    ratio: float
+    low: float
+    high: float
+    p_value: float
+    robust_p: float  # the p-value without the one run that most supports the step
+    before: int
+    after: int
+
+
+def noise_sd(levels: Sequence[float]) -> float:
+    """The run-to-run spread of log levels from successive differences, made robust with their
+    median: one step or one odd run moves it little (MAD of differences / (0.6745 * sqrt 2))."""
+    if len(levels) < 3:
+        return 0.0
+    diffs = np.abs(np.diff(np.asarray(levels, dtype=float)))
+    return float(np.median(diffs)) / (0.6745 * math.sqrt(2.0))
+
+
+def t_test(left: np.ndarray, right: np.ndarray, sd: float, df: int) -> tuple[float, float]:
+    """(p-value, standard error) of the difference of two segments' means, spread `sd` with `df`."""
+    diff = float(right.mean() - left.mean())
+    se = sd * math.sqrt(1 / len(left) + 1 / len(right))
+    if se == 0:  # identical runs within every segment: a step is exact
+        return (0.0 if diff else 1.0), 0.0
+    return float(2 * stats.t.sf(abs(diff) / se, df)), se
+
+
+def tested_steps(levels: np.ndarray, breaks: list[int], alpha: float) -> list[Step]:
+    """Each break tested: the mean of its right segment against its left one, on the spread of the
+    runs about their own segment's mean pooled over the whole series (Student's t, n - k df); and
+    again without the one run, on either side, that most supports the step (`robust_p`, the larger
+    of the two), so that a single odd run cannot make a step of a short level."""
+    edges = [0, *breaks, len(levels)]
+    segments = [levels[a:b] for a, b in itertools.pairwise(edges)]
+    residuals = np.concatenate([seg - seg.mean() for seg in segments])
+    df = len(levels) - len(segments)
+    sd = math.sqrt(float(residuals @ residuals) / df) if df > 0 else 0.0
+    quantile = stats.t.ppf(1 - alpha / 2, df) if df > 0 else math.inf
+    steps = []
+    for i, index in enumerate(breaks):
+        left, right = segments[i], segments[i + 1]
+        diff = float(right.mean() - left.mean())
+        p_value, se = t_test(left, right, sd, df)
+        up = 1.0 if diff >= 0 else -1.0
+        robust_p = max(
+            t_test(left, np.delete(right, np.argmax(up * right)), sd, df)[0],
+            t_test(np.delete(left, np.argmin(up * left)), right, sd, df)[0],
+        )
+        half = quantile * se
+        steps.append(
+            Step(
+                index,
+                math.exp(diff),
+                math.exp(diff - half),
+                math.exp(diff + half),
+                p_value,
+                robust_p,
+                len(left),
+                len(right),
+            )
+        )
+    return steps
+
+
+def lasting(step: Step, alpha: float, min_effect: float) -> bool:
+    """Significant, also without its most supporting run (at ROBUST_ALPHA), and at least
+    `min_effect` either way (more time or less)."""
+    big = step.ratio >= 1 + min_effect or step.ratio <= 1 / (1 + min_effect)
+    return step.p_value < alpha and step.robust_p < ROBUST_ALPHA and big
+
+
+def find_steps(
+    levels: Sequence[float], alpha: float = ALPHA, min_effect: float = MIN_EFFECT, min_runs: int = MIN_RUNS
+) -> list[Step]:
+    """The lasting steps in a series of log levels, oldest first (see the module's docstring)."""
+    import ruptures
+
+    x = np.asarray(levels, dtype=float)
+    if len(x) < 2 * min_runs:
+        return []
+    # the floor keeps the penalty positive on a series of identical values (no noise at all)
+    variance = max(noise_sd(x) ** 2, 1e-12)
+    search = ruptures.Pelt(model="l2", min_size=min_runs, jump=1).fit(x)
+    breaks = search.predict(pen=PENALTY * variance * math.log(len(x)))[:-1]
+    while breaks:
+        steps = tested_steps(x, breaks, alpha)
+        weakest = max(steps, key=lambda s: (lasting(s, alpha, min_effect) is False, s.p_value))
+        if lasting(weakest, alpha, min_effect):
+            return steps
+        breaks.remove(weakest.index)
+    return []
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run of one benchmark: its raw and normalized log levels (None where not saved)."""
+
+    run: Run
+    raw: float
+    normalized: float | None
+
+
+def points_of(runs: list[Run], fullname: str) -> list[Point]:
+    """The runs that measured `fullname`, with its levels: the mean log of the per-process medians
+    (bench/stats.py), or log of pytest-benchmark's median for a run saved without them."""
+    points = []
+    for run in runs:
+        bench = run.benchmarks().get(fullname)
+        if bench is None:
+            continue
+        extra = bench.get("extra_info") or {}
+        if extra.get("process_medians"):
+            normalized = extra.get("normalized_medians")
+            points.append(
+                Point(run, run_level(extra["process_medians"]), run_level(normalized) if normalized else None)
+            )
+        elif (bench.get("stats") or {}).get("median"):
+            points.append(Point(run, math.log(bench["stats"]["median"]), None))
+    return points
+
+
+@dataclass(frozen=True)
+class Found:
+    """A step with the runs on either side of it and what differed between them."""
+
+    step: Step
+    last_before: str
+    first_after: str
+    differs: list[str]
+
+
+@dataclass(frozen=True)
+class SeriesChanges:
+    series: str
+    benchmark: str
+    runs: int
+    score: str
+    noise: float  # the chosen score's run-to-run spread (noise_sd of its log levels)
+    found: list[Found] = field(default_factory=list)
+
+
+def steadier(points: list[Point]) -> tuple[str, list[float]]:
+    """The score that wanders less from run to run, and its levels (raw without normalized ones)."""
+    raw = [p.raw for p in points]
+    if any(p.normalized is None for p in points):
+        return "raw", raw
+    normalized = [p.normalized for p in points]
+    return ("raw", raw) if noise_sd(raw) <= noise_sd(normalized) else ("normalized", normalized)
+
+
+def series_changes(
+    runs: list[Run],
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    min_runs: int = MIN_RUNS,
+    only: str | None = None,
+) -> list[SeriesChanges]:
+    """Per series and benchmark (optionally those whose name contains `only`), its lasting steps."""
+    found = []
+    for series_runs in by_series(runs).values():
+        names = dict.fromkeys(name for run in series_runs for name in run.benchmarks())
+        for name in names:
+            if only and only not in name:
+                continue
+            points = points_of(series_runs, name)
+            score, levels = steadier(points)
+            steps = find_steps(levels, alpha, min_effect, min_runs)
+            found.append(
+                SeriesChanges(
+                    series_runs[0].series_name,
+                    name,
+                    len(points),
+                    score,
+                    noise_sd(levels),
+                    [
+                        Found(
+                            step,
+                            points[step.index - 1].run.name,
+                            points[step.index].run.name,
+                            label_changes(points[step.index - 1].run, points[step.index].run),
+                        )
+                        for step in steps
+                    ],
+                )
+            )
+    return found
+
+
+def check_settings(alpha: float, min_effect: float, min_runs: int) -> None:
+    if not 0 < alpha < 1:
+        raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
+    if min_effect < 0:
+        raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
+    if min_runs < 1:
+        raise BenchInputError(f"--min-runs {min_runs}: must be at least 1")
+
+
+def changes(
+    results: Path,
+    alpha: float = ALPHA,
+    min_effect: float = MIN_EFFECT,
+    min_runs: int = MIN_RUNS,
+    only: str | None = None,
+    warn: Callable[[str], None] = print,
+) -> list[SeriesChanges]:
+    check_settings(alpha, min_effect, min_runs)
+    runs = load_runs(results, warn)
+    if not runs:
+        raise BenchInputError(f"--results {results}: no saved runs; save some with `make bench`")
+    return series_changes(runs, alpha, min_effect, min_runs, only)
+
+
+def format_step(step: Step) -> str:
+    return f"{(step.ratio - 1) * 100:+.1f}% [{(step.low - 1) * 100:+.1f}, {(step.high - 1) * 100:+.1f}]"
+
+
+def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, min_runs: int) -> str:
+    """Per series, the steps first (each with its runs and what differed), then the quiet benchmarks."""
+    lines = [
+        f"steps tested at p < {alpha:g}, at least {100 * min_effect:g}%, holding {min_runs}+ runs on each "
+        f"side; {100 * (1 - alpha):g}% intervals; the level after over the level before",
+    ]
+    for series in dict.fromkeys(s.series for s in found):
+        mine = [s for s in found if s.series == series]
+        lines += ["", f"series {series}"]
+        for s in mine:
+            for f in s.found:
+                lines.append(
+                    f"  {s.benchmark.split('::')[-1]}: step {format_step(f.step)}, p = {f.step.p_value:.2g}, "
+                    f"{s.score}; last run before {f.last_before}, first after {f.first_after} "
+                    f"({f.step.before} runs before, {f.step.after} after)"
+                )
+                lines.append(f"      differs: {', '.join(f.differs) or 'nothing recorded'}")
+        quiet = [s for s in mine if not s.found]
+        if quiet:
+            runs = sorted({s.runs for s in quiet})
+            span = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
+            lines.append(f"  no step in {len(quiet)} of {len(mine)} benchmarks ({span} runs each)")
+    steps = sum(len(s.found) for s in found)
+    lines += ["", f"{steps} step{'' if steps == 1 else 's'} in {len(found)} benchmark series"]
+    return "\n".join(lines)
+
+
+def as_json(found: list[SeriesChanges]) -> str:
+    return json.dumps([asdict(s) for s in found], indent=2)
