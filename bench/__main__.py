@@ -469,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument(
         "--baseline",
         default="previous",
-        help="previous (default: the run before it, same fingerprint), last:N (the N before it, pooled), "
+        help="previous (default: the run before it in its series), last:N (the N before it, pooled), "
         "or a run's file, name or number",
     )
     diff.add_argument(
@@ -482,7 +482,11 @@ def main(argv: list[str] | None = None) -> int:
         help="smallest change that counts, as a fraction (default 0.02)",
     )
     diff.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed")
-    diff.add_argument("--force", action="store_true", help="compare runs from different fingerprints")
+    diff.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different series (hardware or run configuration)",
+    )
     diff.add_argument(
         "--process-spread",
         action="store_true",

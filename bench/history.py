@@ -97,7 +97,7 @@ RUN_FILE = re.compile(r"^(\d{4})_.*\.json$")
 
 
 def read_runs(folder: Path, warn: Callable[[str], None]) -> list[tuple[str, dict]]:
-    """The saved runs of one fingerprint folder, oldest first, as (file name, parsed JSON).
+    """The saved runs in one folder, oldest first, as (file name, parsed JSON).
 
     A truncated or malformed file is skipped, and `warn` is told its name and what is wrong.
     """
