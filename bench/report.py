@@ -185,34 +185,35 @@ def change_points(runs: list[Run]) -> tuple[dict[tuple[str, str], list[Found]], 
     return {(s.series, s.benchmark): s.found for s in found if s.found}, ""
 
 
-def steps_list(series: str, steps: dict[tuple[str, str], list[Found]]) -> str:
-    """The change points of one series, newest first: benchmark, size, runs, what differed."""
-    items = [
-        (f.first_after, benchmark, f)
-        for (where, benchmark), found in steps.items()
-        if where == series
-        for f in found
-    ]
+def steps_list(steps: dict[tuple[str, str], list[Found]]) -> str:
+    """Every change point, newest first: series, benchmark, size, the runs either side, what differed."""
+    items = sorted(
+        (
+            (f.first_after, series, benchmark, f)
+            for (series, benchmark), found in steps.items()
+            for f in found
+        ),
+        reverse=True,
+    )
     rows = [
-        f"<li><b>{html.escape(short_name(benchmark))}</b>: step {html.escape(format_step(f.step))} "
-        f"(p = {f.step.p_value:.2g}) between {html.escape(f.last_before)} and {html.escape(f.first_after)}; "
+        f"<li><b>{html.escape(short_name(benchmark))}</b> ({html.escape(series)}): step "
+        f"{html.escape(format_step(f.step))} (p = {f.step.p_value:.2g}) between "
+        f"{html.escape(f.last_before)} and {html.escape(f.first_after)}; "
         f"differs: {html.escape(', '.join(f.differs) or 'nothing recorded')}</li>"
-        for _, benchmark, f in sorted(items, reverse=True)
+        for _, series, benchmark, f in items
     ]
-    if not rows:
-        return ""
-    return f"<h3>Change points ({len(rows)})</h3><ul>{''.join(rows)}</ul>"
+    return f"<h2>Change points ({len(rows)})</h2><ul>{''.join(rows)}</ul>" if rows else ""
 
 
 def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and series under `out`'s folder, and `out` itself: a
-    self-contained HTML page (charts inlined), per series its change points and the latest run's
-    regressions first, then one table per benchmark group. Returns the chart count."""
+    self-contained HTML page (charts inlined): every change point first, then per series the latest
+    run's regressions, then one table per benchmark group. Returns the chart count."""
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     runs = load_runs(storage, warn)
     steps, note = change_points(runs)
-    sections, charts, taken = [note] if note else [], 0, set()
+    sections, charts, taken = [note or steps_list(steps)], 0, set()
     for saved in by_series(runs).values():
         series = saved[0].series_name
         groups: dict[str, list[str]] = {}
@@ -237,7 +238,6 @@ def write_report(storage: Path, out: Path, warn) -> int:
             "verdicts as <code>python -m bench compare</code> gives them for each benchmark's latest run; "
             "dashed lines: change points as <code>python -m bench changes</code> finds them; "
             "red points: self-test runs with an injected slowdown</p>",
-            steps_list(series, steps),
         ]
         if regressions:
             parts.append(
