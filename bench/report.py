@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import math
 import re
 import textwrap
 from collections.abc import Callable
@@ -116,17 +117,23 @@ def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = (
             if found.first_after in names:
                 at = names.index(found.first_after) - 0.5
                 ax.axvline(at, color="darkorange", linestyle="--", linewidth=1.2)
+                software = [d for d in found.differs if not d.startswith(("commit ", "python "))]
                 ax.annotate(
-                    f"step {(found.step.ratio - 1) * 100:+.1f}%",
+                    "\n".join([f"step {(found.step.ratio - 1) * 100:+.1f}%", *software]),
                     (at, 1.0),
                     xycoords=("data", "axes fraction"),
+                    xytext=(3, -3),
+                    textcoords="offset points",
                     va="top",
                     fontsize=7,
                     color="darkorange",
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
                 )
         if injected:
             ax.legend(loc="best", fontsize=7)
-        ax.set_xticks(list(x), [p["run"] for p in points], rotation=45, ha="right", fontsize=7)
+        every = math.ceil(len(points) / 15)  # at most 15 labels, so they stay readable
+        shown = list(x)[::every]
+        ax.set_xticks(shown, [points[i]["run"] for i in shown], rotation=45, ha="right", fontsize=7)
         ax.set(ylabel=f"median ({unit})")
         ax.set_title("\n".join(textwrap.wrap(name, 60)), fontsize=9)
 
