@@ -173,6 +173,18 @@ def points_of(runs: list[Run], fullname: str) -> list[Point]:
     return points
 
 
+def injected_slowdown(run: Run, fullname: str) -> float:
+    """The slowdown a self-test injected into this benchmark's run (0 for a real run)."""
+    return (run.benchmarks()[fullname].get("extra_info") or {}).get("injected_slowdown") or 0.0
+
+
+def what_differs(before: Run, after: Run, fullname: str) -> list[str]:
+    """The labels that changed between two runs, and the injected slowdown where a self-test's did."""
+    differs = label_changes(before, after)
+    a, b = injected_slowdown(before, fullname), injected_slowdown(after, fullname)
+    return differs + ([f"injected slowdown {a:.0%} -> {b:.0%}"] if a != b else [])
+
+
 @dataclass(frozen=True)
 class Found:
     """A step with the runs on either side of it and what differed between them."""
@@ -231,7 +243,7 @@ def series_changes(
                             step,
                             points[step.index - 1].run.name,
                             points[step.index].run.name,
-                            label_changes(points[step.index - 1].run, points[step.index].run),
+                            what_differs(points[step.index - 1].run, points[step.index].run, name),
                         )
                         for step in steps
                     ],

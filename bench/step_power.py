@@ -18,7 +18,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bench.changes import MIN_RUNS, Point, find_steps, points_of, steadier
+from bench.changes import MIN_RUNS, Point, find_steps, injected_slowdown, points_of, steadier
 from bench.history import Run, by_series
 
 LEVELS = (0.05, 0.10, 0.25)
@@ -39,17 +39,13 @@ def series_of(runs: list[Run], min_runs: int) -> list[Series]:
         names = dict.fromkeys(name for run in series_runs for name in run.benchmarks())
         for name in names:
             points = points_of(series_runs, name)
-            levels = [slowdown(p, name) for p in points]
+            levels = [injected_slowdown(p.run, name) for p in points]
             first = next((i for i, level in enumerate(levels) if level), len(points))
             if first >= min_runs:
                 found.append(
                     Series(name, points[:first], points[first:], levels[first] if first < len(points) else 0)
                 )
     return found
-
-
-def slowdown(point: Point, name: str) -> float:
-    return (point.run.benchmarks()[name].get("extra_info") or {}).get("injected_slowdown") or 0.0
 
 
 def slower(point: Point, level: float) -> Point:

@@ -197,6 +197,9 @@ def test_power_changes_measures_delays_false_steps_and_the_real_injected_tail(tm
     assert main(["power", "--changes", "--results", str(tmp_path), "--save", str(tmp_path / "p.json")]) == 0
     out = capsys.readouterr().out
     assert "24 runs" in out and "0 false" in out and "real +25% from run 25: found" in out
+    (series,) = changes(tmp_path, warn=print)
+    (found,) = series.found
+    assert found.first_after == "cpu/0025_run.json" and "injected slowdown 0% -> 25%" in found.differs
     result = json.loads((tmp_path / "p.json").read_text())
     (bench,) = result["benchmarks"]
     assert len(bench["delays"]["0.25"]) == 24 - 10 - 10 + 1  # every step position from run 11 to 15
