@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup bench test lint format embedded report compare ab clean
+.PHONY: setup bench test lint format embedded report compare changes ab clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ report: $(STAMP)
 # The newest saved run against the one before it (same fingerprint): change, interval, verdict.
 compare: $(STAMP)
 	$(BIN)/python -m bench compare $(COMPARE_ARGS)
+
+# Where each benchmark's level stepped and stayed over the saved runs, and what changed there.
+changes: $(STAMP)
+	$(BIN)/python -m bench changes $(CHANGES_ARGS)
 
 # This checkout against a baseline, both sampled in one session (the pull-request check), e.g.
 #   make ab AB_ARGS="--baseline-ref origin/main -m fast --fail-on-regression"

@@ -15,6 +15,8 @@ from bench.__main__ import main
 from bench.changes import changes, find_steps
 from bench.report import write_report
 
+pytest.importorskip("ruptures", reason="ruptures is in the lock; a bare GPU runner may lack it")
+
 FINGERPRINT = {"device": "cpu", "cpu_model": "Test CPU", "torch_threads": 2, "torch": "2.13.0"}
 BENCH = "bench/benchmarks/test_attention_step.py::test_attention_step[w32-L512-b2-hf-forward]"
 
