@@ -311,17 +311,16 @@ def find_pair_or_fail(path: Path) -> Path:
 
 
 def power(args: argparse.Namespace) -> int:
-    from bench.history import replace_atomically
-    from bench.options import option_defaults
-    from bench.power import LEVELS, collect, fast_profile_job, format_detection, tables
-    from bench.spec import positive_int
-
     if args.alpha is None:
         args.alpha = 0.001 if args.changes else 0.01
     if args.ab:
         return power_ab(args)
-    if args.changes:
+    if args.changes:  # reads saved runs only: no torch
         return power_changes(args)
+    from bench.history import replace_atomically
+    from bench.options import option_defaults, positive_int
+    from bench.power import LEVELS, collect, fast_profile_job, format_detection, tables
+
     runs = positive_int("--runs", args.runs)
     workers = positive_int("--workers", args.workers)
     if runs < 8:
@@ -399,12 +398,15 @@ def power_changes(args: argparse.Namespace) -> int:
     """`power --changes`: how soon `changes` finds a step, and its false steps, on saved runs."""
     from bench.changes import check_settings
     from bench.history import load_runs, replace_atomically
+    from bench.options import positive_int
     from bench.step_power import format_power, measure
 
     check_settings(args.alpha, args.min_effect, args.min_runs)
     runs = load_runs(Path(args.results), lambda message: print(f"warning: {message}", file=sys.stderr))
+    history = positive_int("--history", args.history)
     result = measure(
         runs,
+        history=history,
         alpha=args.alpha,
         min_effect=args.min_effect,
         min_runs=args.min_runs,
@@ -412,8 +414,8 @@ def power_changes(args: argparse.Namespace) -> int:
     )
     if not result["benchmarks"]:
         raise BenchInputError(
-            f"--results {args.results}: no benchmark has 20 same-code runs in one series "
-            "(10 before a step and 10 after it)"
+            f"--results {args.results}: no benchmark has {history + 10} same-code runs in one series "
+            f"({history} before a step, --history, and 10 after it)"
         )
     print(format_power(result))
     if args.save:
@@ -566,6 +568,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("--results", default="results", help="with --changes: the history folder")
     check.add_argument("--min-runs", type=int, default=3, help="with --changes: as `changes --min-runs`")
+    check.add_argument(
+        "--history", default="10", help="with --changes: same-code runs before each step (default 10)"
+    )
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
     check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
     check.add_argument(

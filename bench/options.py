@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.errors import BenchInputError
+
 EMBEDDED = Path(__file__).resolve().parents[1] / "fixtures" / "embedded"
 EMBEDDED_MODEL_DIR = EMBEDDED / "model"
 EMBEDDED_DATA_DIR = EMBEDDED / "dataset"
@@ -126,3 +128,25 @@ def as_given(message: str, args: list[str]) -> str:
         if message.startswith((f"{flag} ", f"{flag}:")):
             return f"${env}{message[len(flag) :]}"
     return message
+
+
+def positive_number(option: str, value: float | str | None, cast: type = int) -> int | float | None:
+    """Parse a positive option value (None when unset), naming the option when it is not one."""
+    if value is None or value == "":
+        return None
+    try:
+        number = cast(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if cast is int else "a number"
+        raise BenchInputError(f"{option} {value!r}: not {kind}") from None
+    if not number > 0:
+        raise BenchInputError(f"{option} {number}: must be positive")
+    return number
+
+
+def positive_int(option: str, value: int | str | None) -> int | None:
+    return positive_number(option, value, int)
+
+
+def positive_float(option: str, value: float | str | None) -> float | None:
+    return positive_number(option, value, float)

@@ -19,6 +19,7 @@ from bench.model import (
     mask_token_id,
     weights_file,
 )
+from bench.options import positive_float, positive_int
 
 
 @dataclass(frozen=True)
@@ -73,28 +74,6 @@ class RunSpec:
     @property
     def peak_flops_per_s(self) -> float | None:
         return self.peak_tflops * 1e12 if self.peak_tflops else None
-
-
-def positive_number(option: str, value: float | str | None, cast: type = int) -> int | float | None:
-    """Parse a positive option value (None when unset), naming the option when it is not one."""
-    if value is None or value == "":
-        return None
-    try:
-        number = cast(value)
-    except (TypeError, ValueError):
-        kind = "an integer" if cast is int else "a number"
-        raise BenchInputError(f"{option} {value!r}: not {kind}") from None
-    if not number > 0:
-        raise BenchInputError(f"{option} {number}: must be positive")
-    return number
-
-
-def positive_int(option: str, value: int | str | None) -> int | None:
-    return positive_number(option, value, int)
-
-
-def positive_float(option: str, value: float | str | None) -> float | None:
-    return positive_number(option, value, float)
 
 
 def build_spec(

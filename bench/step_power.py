@@ -18,7 +18,15 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from bench.changes import MIN_RUNS, Point, find_steps, injected_slowdown, points_of, steadier
+from bench.changes import (
+    MIN_RUNS,
+    Point,
+    find_steps,
+    injected_slowdown,
+    noise_sd,
+    points_of,
+    steadier,
+)
 from bench.history import Run, by_series
 
 LEVELS = (0.05, 0.10, 0.25)
@@ -121,6 +129,7 @@ def measure(
                 "benchmark": series.benchmark,
                 "runs": len(clean),
                 "score": steadier(clean)[0],
+                "noise": noise_sd(steadier(clean)[1]),
                 "false_steps": false_steps(clean, alpha, min_effect, min_runs),
                 "delays": {str(level): d for level, d in delays.items()},
                 "real_injected": real,
@@ -143,6 +152,16 @@ def found_within(delays: list[int | None], runs: int) -> float:
     return sum(d is not None and d <= runs for d in delays) / len(delays) if delays else math.nan
 
 
+def quantile_delay(delays: list[int | None], q: float) -> int | None:
+    """The delay that a share `q` of the step positions were found within (None: not within the
+    window that often)."""
+    ordered = sorted(math.inf if d is None else d for d in delays)
+    if not ordered:
+        return None
+    value = ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+    return None if value == math.inf else int(value)
+
+
 def overall(benchmarks: list[dict], levels: tuple[float, ...]) -> dict:
     runs = sum(b["runs"] for b in benchmarks)
     false = sum(b["false_steps"] for b in benchmarks)
@@ -155,6 +174,7 @@ def overall(benchmarks: list[dict], levels: tuple[float, ...]) -> dict:
             "within_5": found_within(delays, 5),
             "within_10": found_within(delays, 10),
             "median_delay": statistics.median(found) if found else None,
+            "p90_delay": quantile_delay(delays, 0.9),
         }
     return table
 
@@ -178,7 +198,8 @@ def format_power(result: dict, levels: tuple[float, ...] = LEVELS) -> str:
             )
             check = f"; real +{real['level']:.0%} from run {b['runs'] + 1}: {when}"
         lines.append(
-            f"{b['benchmark'].split('::')[-1]}: {b['runs']} runs, {b['score']}, {b['false_steps']} false; "
+            f"{b['benchmark'].split('::')[-1]}: {b['runs']} runs, {b['score']} (run-to-run "
+            f"{b['noise']:.1%}), {b['false_steps']} false; "
             f"found within 5/10 runs: {', '.join(cells)}{check}"
         )
     total = result["overall"]
@@ -192,6 +213,6 @@ def format_power(result: dict, levels: tuple[float, ...] = LEVELS) -> str:
         lines.append(
             f"step {level:.0%}: found within 5 runs in {row['within_5']:.0%}, "
             f"within 10 in {row['within_10']:.0%} of {row['trials']} step positions; "
-            f"median delay {row['median_delay']} runs"
+            f"median delay {row['median_delay']} runs, 90% found within {row['p90_delay'] or '> window'}"
         )
     return "\n".join(lines)
