@@ -187,12 +187,16 @@ def what_differs(before: Run, after: Run, fullname: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Found:
-    """A step with the runs on either side of it and what differed between them."""
+    """A step with the runs on either side of it, what differed between them, and how many of the
+    series' benchmarks stepped at about the same runs (within NEAR): a step in most of them at
+    once, with nothing differing, is the machine, not the code."""
 
     step: Step
     last_before: str
     first_after: str
     differs: list[str]
+    shared: int = 1
+    benchmarks: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,16 @@ def steadier(points: list[Point]) -> tuple[str, list[float]]:
     return ("raw", raw) if noise_sd(raw) <= noise_sd(normalized) else ("normalized", normalized)
 
 
+# Steps of one machine-wide shift land a run or two apart in different benchmarks (each placed by
+# its own noise); within this many runs they count as the same place.
+NEAR = 2
+
+
+def stepped_near(at: dict[str, list[int]], where: int) -> int:
+    """How many benchmarks have a step within NEAR runs of position `where` in the series."""
+    return sum(any(abs(where - p) <= NEAR for p in places) for places in at.values())
+
+
 def series_changes(
     runs: list[Run],
     alpha: float = ALPHA,
@@ -225,12 +239,19 @@ def series_changes(
     found = []
     for series_runs in by_series(runs).values():
         names = dict.fromkeys(name for run in series_runs for name in run.benchmarks())
-        for name in names:
-            if only and only not in name:
-                continue
+        position = {run.name: i for i, run in enumerate(series_runs)}
+        searched = []
+        for name in (n for n in names if not only or only in n):
             points = points_of(series_runs, name)
             score, levels = steadier(points)
             steps = find_steps(levels, alpha, min_effect, min_runs)
+            searched.append((name, points, score, levels, steps))
+        at = {
+            name: [position[points[step.index].run.name] for step in steps]
+            for name, points, _, _, steps in searched
+        }
+        for name, points, score, levels, steps in searched:
+            pairs = [(step, points[step.index - 1].run, points[step.index].run) for step in steps]
             found.append(
                 SeriesChanges(
                     series_runs[0].series_name,
@@ -241,11 +262,13 @@ def series_changes(
                     [
                         Found(
                             step,
-                            points[step.index - 1].run.name,
-                            points[step.index].run.name,
-                            what_differs(points[step.index - 1].run, points[step.index].run, name),
+                            before.name,
+                            after.name,
+                            what_differs(before, after, name),
+                            stepped_near(at, position[after.name]),
+                            len(searched),
                         )
-                        for step in steps
+                        for step, before, after in pairs
                     ],
                 )
             )
@@ -293,10 +316,11 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
             for f in s.found:
                 lines.append(
                     f"  {s.benchmark.split('::')[-1]}: step {format_step(f.step)}, p = {f.step.p_value:.2g}, "
-                    f"{s.score}; last run before {f.last_before}, first after {f.first_after} "
-                    f"({f.step.before} runs before, {f.step.after} after)"
+                    f"{s.score}, {f.step.before} runs before and {f.step.after} after; "
+                    f"{f.shared} of {f.benchmarks} benchmarks stepped within {NEAR} runs of it"
                 )
-                lines.append(f"      differs: {', '.join(f.differs) or 'nothing recorded'}")
+                lines.append(f"      between {f.last_before} and {f.first_after}")
+                lines.append(f"      differs: {', '.join(f.differs) or 'nothing recorded (the machine?)'}")
         quiet = [s for s in mine if not s.found]
         if quiet:
             runs = sorted({s.runs for s in quiet})
