@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.changes import changes, find_steps
+from bench.changes import changes, find_steps, stepped_near
 from bench.report import write_report
 
 pytest.importorskip("ruptures", reason="ruptures is in the lock; a bare GPU runner may lack it")
@@ -63,6 +63,12 @@ def test_identical_runs_with_an_exact_step():
     (step,) = find_steps(levels)
     assert step.index == 10 and step.ratio == pytest.approx(1.05) and step.p_value == 0.0
     assert find_steps([0.0] * 20) == []
+
+
+def test_steps_at_about_the_same_runs_are_counted_together():
+    """A machine-wide shift lands a run or two apart in different benchmarks."""
+    at = {"a": [30], "b": [31], "c": [28], "d": [12], "e": []}
+    assert stepped_near(at, 30) == 3 and stepped_near(at, 12) == 1 and stepped_near(at, 20) == 0
 
 
 def test_too_short_a_series_has_no_steps():
@@ -120,6 +126,7 @@ def test_a_torch_upgrade_is_one_series_with_its_step_labelled(tmp_path, capsys):
     assert found.first_after == "cpu-torch2.14/0015_run.json"
     assert "torch 2.13.0 -> 2.14.0" in found.differs and "transformers None -> 5.30.0" in found.differs
     assert found.step.ratio == pytest.approx(1.12, abs=0.03)
+    assert (found.shared, found.benchmarks) == (1, 1)
     assert main(["changes", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "test_attention_step[w32-L512-b2-hf-forward]: step +1" in out
