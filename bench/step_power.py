@@ -123,6 +123,7 @@ def measure(
                 "level": series.tail_level,
                 "runs_after": len(series.tail),
                 "delay": delay(clean + series.tail, k, len(series.tail), alpha, min_effect, min_runs),
+                "observed": observed_step(clean + series.tail, k, len(series.tail)),
             }
         benchmarks.append(
             {
@@ -146,6 +147,13 @@ def measure(
         "benchmarks": benchmarks,
         "overall": overall(benchmarks, levels),
     }
+
+
+def observed_step(points: list[Point], k: int, runs: int) -> float:
+    """The level of the `runs` runs from k over that of as many runs before k (a ratio), on the
+    steadier score: how large an injected step came out on the machine."""
+    _, levels = steadier(points)
+    return math.exp(statistics.fmean(levels[k : k + runs]) - statistics.fmean(levels[max(0, k - runs) : k]))
 
 
 def found_within(delays: list[int | None], runs: int) -> float:
@@ -196,7 +204,10 @@ def format_power(result: dict, levels: tuple[float, ...] = LEVELS) -> str:
                 if real["delay"]
                 else f"not found in {real['runs_after']} runs"
             )
-            check = f"; real +{real['level']:.0%} from run {b['runs'] + 1}: {when}"
+            check = (
+                f"; real +{real['level']:.0%} from run {b['runs'] + 1} (measured "
+                f"{real['observed'] - 1:+.1%} against the runs before): {when}"
+            )
         lines.append(
             f"{b['benchmark'].split('::')[-1]}: {b['runs']} runs, {b['score']} (run-to-run "
             f"{b['noise']:.1%}), {b['false_steps']} false; "

@@ -209,7 +209,7 @@ def test_power_changes_measures_delays_false_steps_and_the_real_injected_tail(tm
         save(tmp_path / "cpu", n, noise[n - 1] * (1.25 if tail else 1.0), FINGERPRINT, injected=0.25 * tail)
     assert main(["power", "--changes", "--results", str(tmp_path), "--save", str(tmp_path / "p.json")]) == 0
     out = capsys.readouterr().out
-    assert "24 runs" in out and "0 false" in out and "real +25% from run 25: found" in out
+    assert "24 runs" in out and "0 false" in out and "real +25% from run 25 (measured +2" in out
     (series,) = changes(tmp_path, warn=print)
     (found,) = series.found
     assert found.first_after == "cpu/0025_run.json" and "injected slowdown 0% -> 25%" in found.differs
@@ -218,6 +218,7 @@ def test_power_changes_measures_delays_false_steps_and_the_real_injected_tail(tm
     assert len(bench["delays"]["0.25"]) == 24 - 10 - 10 + 1  # every step position from run 11 to 15
     assert all(d is not None and d <= 3 for d in bench["delays"]["0.25"])  # 25% on 1% noise: at once
     assert result["overall"]["0.25"]["within_5"] == 1.0
+    assert bench["real_injected"]["observed"] == pytest.approx(1.25, abs=0.02)
 
 
 def test_power_changes_needs_twenty_same_code_runs(tmp_path, capsys):
