@@ -321,11 +321,17 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
                 )
                 lines.append(f"      between {f.last_before} and {f.first_after}")
                 lines.append(f"      differs: {', '.join(f.differs) or 'nothing recorded (the machine?)'}")
-        quiet = [s for s in mine if not s.found]
+        short = [s for s in mine if s.runs < 2 * min_runs]
+        quiet = [s for s in mine if not s.found and s.runs >= 2 * min_runs]
         if quiet:
             runs = sorted({s.runs for s in quiet})
             span = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
             lines.append(f"  no step in {len(quiet)} of {len(mine)} benchmarks ({span} runs each)")
+        if short:
+            lines.append(
+                f"  not searched yet: {len(short)} of {len(mine)} benchmarks have fewer than "
+                f"{2 * min_runs} runs ({min_runs} on each side of a step)"
+            )
     steps = sum(len(s.found) for s in found)
     lines += ["", f"{steps} step{'' if steps == 1 else 's'} in {len(found)} benchmark series"]
     return "\n".join(lines)

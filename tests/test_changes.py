@@ -171,6 +171,15 @@ def test_bad_settings_are_named(tmp_path, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def test_a_short_history_says_it_was_not_searched(tmp_path, capsys):
+    for n in range(1, 6):
+        save(tmp_path / "cpu", n, 1.0, FINGERPRINT)
+    assert main(["changes", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "not searched yet: 1 of 1 benchmarks have fewer than 6 runs (3 on each side of a step)" in out
+    assert "no step in" not in out
+
+
 def test_missing_or_empty_results_are_named(tmp_path, capsys):
     assert main(["changes", "--results", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
