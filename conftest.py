@@ -20,7 +20,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Every bad option or input file stops the run here, with its message, before any timing."""
     from bench.device import use_threads
     from bench.errors import BenchInputError
-    from bench.fingerprint import machine_fingerprint
     from bench.history import series_folder
     from bench.options import as_given
     from bench.spec import build_spec
@@ -32,9 +31,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         raise pytest.UsageError(as_given(str(err), list(session.config.invocation_params.args))) from None
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)
-    fingerprint = machine_fingerprint(
-        spec.device, spec.precision.name, spec.worker_threads, spec.run_config()
-    )
+    fingerprint = spec.fingerprint()
     session.config.stash[FINGERPRINT] = fingerprint
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, dtype and the model

@@ -399,7 +399,7 @@ def power_changes(args: argparse.Namespace) -> int:
     from bench.changes import check_settings
     from bench.history import load_runs, replace_atomically
     from bench.options import positive_int
-    from bench.step_power import format_power, measure
+    from bench.step_power import WINDOW, format_power, measure
 
     check_settings(args.alpha, args.min_effect, args.min_runs)
     runs = load_runs(Path(args.results), lambda message: print(f"warning: {message}", file=sys.stderr))
@@ -414,8 +414,8 @@ def power_changes(args: argparse.Namespace) -> int:
     )
     if not result["benchmarks"]:
         raise BenchInputError(
-            f"--results {args.results}: no benchmark has {history + 10} same-code runs in one series "
-            f"({history} before a step, --history, and 10 after it)"
+            f"--results {args.results}: no benchmark has {history + WINDOW} same-code runs in one series "
+            f"({history} before a step, --history, and {WINDOW} after it)"
         )
     print(format_power(result))
     if args.save:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import subprocess
@@ -12,6 +10,8 @@ from typing import Any
 
 import torch
 import transformers
+
+from bench.history import digest
 
 
 @cache
@@ -73,6 +73,5 @@ def machine_fingerprint(
 
 
 def fingerprint_id(fingerprint: dict[str, Any]) -> str:
-    """A short stable digest of the whole stack, software included: equal ids, identical stacks."""
-    blob = json.dumps(fingerprint, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    """The digest of the whole stack, software included: equal ids, identical stacks."""
+    return digest(fingerprint)

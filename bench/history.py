@@ -32,10 +32,14 @@ def series_config(fingerprint: dict) -> dict:
     return {key: value for key, value in fingerprint.items() if key not in SOFTWARE_KEYS}
 
 
+def digest(value: dict) -> str:
+    """A short stable digest of a JSON-able dict (its keys sorted): equal digests, equal dicts."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def series_id(fingerprint: dict) -> str:
-    """A short stable digest of the series configuration: equal ids, one series."""
-    blob = json.dumps(series_config(fingerprint), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    """The digest of the series configuration: equal ids, one series."""
+    return digest(series_config(fingerprint))
 
 
 def series_folder(fingerprint: dict) -> str:
@@ -157,10 +161,10 @@ class Run:
         return {b["fullname"]: b for b in self.saved["benchmarks"] if "fullname" in b}
 
 
-def label_changes(before: Run, after: Run, keys: tuple[str, ...] | None = None) -> list[str]:
-    """What differs between two runs' labels, as `torch 2.12.0 -> 2.13.0` (all labels, or `keys`)."""
+def label_changes(before: Run, after: Run) -> list[str]:
+    """What differs between two runs' labels, as `torch 2.12.0 -> 2.13.0`."""
     a, b = before.labels, after.labels
-    return [f"{key} {a[key]} -> {b[key]}" for key in keys or a if a.get(key) != b.get(key)]
+    return [f"{key} {a[key]} -> {b[key]}" for key in a if a[key] != b[key]]
 
 
 def config_differences(a: dict, b: dict) -> list[str]:

@@ -12,6 +12,7 @@ from bench.attention import IMPLEMENTATIONS
 from bench.data import TokenBlocks, load_dataset, reblock
 from bench.device import Precision, resolve_device, resolve_precision
 from bench.errors import BenchInputError
+from bench.fingerprint import machine_fingerprint
 from bench.model import (
     INITS,
     check_sequence_length,
@@ -70,6 +71,11 @@ class RunSpec:
             "train_samples": self.train.n_samples,
             "eval_samples": self.eval.n_samples,
         }
+
+    def fingerprint(self) -> dict:
+        """This machine with this run's configuration (bench/fingerprint.py): what a saved run
+        records, and the series it is filed under."""
+        return machine_fingerprint(self.device, self.precision.name, self.worker_threads, self.run_config())
 
     @property
     def peak_flops_per_s(self) -> float | None:

@@ -30,6 +30,7 @@ from bench.changes import (
 from bench.history import Run, by_series
 
 LEVELS = (0.05, 0.10, 0.25)
+HISTORY, WINDOW = 10, 10  # same-code runs before a step; runs after it within which it must be found
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def delay(
 def measure(
     runs: list[Run],
     levels: tuple[float, ...] = LEVELS,
-    history: int = 10,
-    window: int = 10,
+    history: int = HISTORY,
+    window: int = WINDOW,
     alpha: float = 0.001,
     min_effect: float = 0.02,
     min_runs: int = MIN_RUNS,
@@ -108,6 +109,7 @@ def measure(
     for series in series_of(runs, history + window):
         progress(series.benchmark)
         clean = series.clean
+        score, run_levels = steadier(clean)
         delays = {}
         for level in levels:
             delays[level] = [
@@ -129,8 +131,8 @@ def measure(
             {
                 "benchmark": series.benchmark,
                 "runs": len(clean),
-                "score": steadier(clean)[0],
-                "noise": noise_sd(steadier(clean)[1]),
+                "score": score,
+                "noise": noise_sd(run_levels),
                 "false_steps": false_steps(clean, alpha, min_effect, min_runs),
                 "delays": {str(level): d for level, d in delays.items()},
                 "real_injected": real,

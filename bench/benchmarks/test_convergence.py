@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 from bench.distributed import World
-from bench.fingerprint import machine_fingerprint
 from bench.history import series_folder
 from bench.options import EMBEDDED_MODEL_DIR, option_defaults
 from bench.report import save_accuracy_curve
@@ -92,10 +91,7 @@ def test_convergence(benchmark, pytestconfig, run_spec):
         patience=given.patience,
     )
     max_epochs = positive_int("--max-epochs", get("max_epochs")) or case.max_epochs
-    fingerprint = machine_fingerprint(
-        spec.device, spec.precision.name, spec.worker_threads, spec.run_config()
-    )
-    folder = results_folder(pytestconfig) / "convergence" / series_folder(fingerprint)
+    folder = results_folder(pytestconfig) / "convergence" / series_folder(spec.fingerprint())
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{case.name}"
     events = folder / f"{stem}.events.jsonl"
