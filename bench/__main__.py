@@ -363,11 +363,11 @@ def power_ab(args: argparse.Namespace) -> int:
     slowdown injected into the candidate; saved after every trial (an interrupted measurement
     keeps what it measured)."""
     from bench.options import option_defaults
-    from bench.power import AB_CASES, AB_COLUMNS, ABPower, format_detection
+    from bench.power import AB_CASES, AB_COLUMNS, SELF_TEST, ABPower, format_detection
     from bench.spec import positive_float, positive_int
 
-    if args.case not in AB_CASES:
-        raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join(AB_CASES)}")
+    if args.case not in (*AB_CASES, SELF_TEST):
+        raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join((*AB_CASES, SELF_TEST))}")
     check_thresholds(args.alpha, args.min_effect)
     measurement = ABPower(
         args.case,
@@ -574,7 +574,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
     check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
     check.add_argument(
-        "--case", default="hf-w32-L512", help="with --ab: hf-w32-L512, blocked-w128-L2048 or epoch-slice"
+        "--case",
+        default="hf-w32-L512",
+        help="with --ab: hf-w32-L512, blocked-w128-L2048, epoch-slice, or self-test (tests/test_ab.py's)",
     )
     check.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
     check.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")

@@ -141,6 +141,11 @@ ATTENTION_CASES = {
     "blocked-w128-L2048": {**FAST_CASE, "implementation": "blocked", "window": 128, "seq_len": 2048},
 }
 AB_CASES = (*ATTENTION_CASES, "epoch-slice")
+# The A/B self-tests' case (tests/test_ab.py): the calibration workload on both sides, whose time
+# over the calibration round beside it is steady, so a verdict on it sees the A/B machinery and the
+# test, not the code. `power --ab --case self-test` measures how often those tests could fail.
+SELF_TEST = "self-test"
+SELF_TEST_JOB = Job("calibration", {}, rounds=40, warmup=1)
 
 
 def ab_trial_levels(counts: dict[float, int], seed: int = 0) -> list[float]:
@@ -153,7 +158,9 @@ def ab_trial_levels(counts: dict[float, int], seed: int = 0) -> list[float]:
 
 def ab_job(case: str, options: dict) -> Job:
     """A fast-profile benchmark as its test samples it, with its own rounds (ab adds rounds to fit
-    its budget): an attention case, or the epoch slice at the run's batch size."""
+    its budget): an attention case, or the epoch slice at the run's batch size; or the self-tests'."""
+    if case == SELF_TEST:
+        return SELF_TEST_JOB
     if case == "epoch-slice":
         from bench.benchmarks.test_epoch_throughput import slice_plans
 
@@ -309,6 +316,7 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
             if t["level"] == level
         ]
         found = sum(row.verdict == REGRESSION for row in rows)
+        ratios = [row.normalized.ratio for row in rows if row.normalized]
         interval = stats.binomtest(found, len(rows)).proportion_ci(0.95, method="exact")
         table[level] = {
             "trials": len(rows),
@@ -316,7 +324,8 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
             "rate": found / len(rows),
             "rate_95": f"{interval.low:.1%}-{interval.high:.1%}",
             "improvement": sum(row.verdict == IMPROVEMENT for row in rows),
-            "median_ratio": statistics.median(row.normalized.ratio for row in rows if row.normalized),
+            "median_ratio": statistics.median(ratios),
+            "ratio_range": f"{min(ratios):.4f}-{max(ratios):.4f}",
             "median_seconds": statistics.median(t["seconds"] for t in trials if t["level"] == level),
         }
     return table
@@ -325,6 +334,7 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
 AB_COLUMNS: tuple[Column, ...] = (
     ("rate, 95% interval", "rate_95", ""),
     ("median ratio", "median_ratio", ".4f"),
+    ("ratio range", "ratio_range", ""),
     ("'improvement'", "improvement", "d"),
     ("s per trial", "median_seconds", ".1f"),
 )

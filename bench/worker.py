@@ -19,6 +19,7 @@ import gc
 import importlib
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -182,6 +183,23 @@ def describe_stack(spec) -> dict:
     }
 
 
+def reap(pid: int, timeout: float = 60.0) -> int | None:
+    """Wait for a worker to exit (killed after `timeout`: it should only be finishing a round) and
+    return its exit code; None when it was reaped already."""
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            time.sleep(0.005)
+    except ChildProcessError:
+        return None
+
+
 def serve(fd: int, config: dict) -> None:
     """The side's server: build the run spec once (every bad option named before timing), report
     the stack, then fork one worker per "spawn" request, each given the socket that came with it."""
@@ -225,9 +243,8 @@ def serve(fd: int, config: dict) -> None:
                     os._exit(status)
             os.close(worker_fd)
             conn.send(("ok", pid))
-        elif command == "exitcode":  # a worker's pipe closed: how did it end?
-            _, status = os.waitpid(argument, 0)
-            conn.send(("ok", os.waitstatus_to_exitcode(status)))
+        elif command == "exitcode":  # a worker was told to stop, or its pipe closed: its end
+            conn.send(("ok", reap(argument)))
     channel.close()
     while True:  # reap the workers before leaving
         try:

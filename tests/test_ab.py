@@ -8,6 +8,7 @@ tests/test_ab_command.py runs the command end to end.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -22,18 +23,30 @@ from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, che
 from bench.errors import BenchInputError
 from bench.options import option_defaults
 from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
-from bench.power import AB_COLUMNS, ABPower, ab_job, format_detection, values
+from bench.power import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job, format_detection, values
 from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
 from bench.stats import NO_CHANGE, REGRESSION
 
-CALIBRATION = Job("calibration", {}, rounds=15, warmup=1)
+# The self-tests' size. A verdict is a statistical test, and CI must not fail on its designed error
+# rate: at ab's alpha (0.01) a same-code session is called changed 1 time in 100. With 4 processes x
+# 15 rounds a side and one server a side the same-code ratio strayed past +-3% in 19 of 100 sessions;
+# this size and alpha were measured with `python -m bench power --ab --case self-test` (README, "The
+# detector checked on itself").
+PROCESSES = 10
+CALIBRATION = SELF_TEST_JOB
+ALPHA = 0.001
+
+
+def self_test_pool() -> ABPool:
+    """Both sides this checkout, a server a process as `ab` runs them (with one server a side, all
+    of a side's workers share its memory layout: the same code came out 1.0% slower on one side
+    over 43 sessions of one pool, a bias the test cannot see in its process spread)."""
+    return ABPool(Side(BASELINE), Side(CANDIDATE), option_defaults(), PROCESSES, 1, seconds=0.1)
 
 
 @pytest.fixture(scope="module")
 def pool():
-    with ABPool(
-        Side(BASELINE), Side(CANDIDATE), option_defaults(), 4, 1, seconds=0.1, servers_per_side=1
-    ) as ab:
+    with self_test_pool() as ab:
         yield ab
 
 
@@ -46,7 +59,7 @@ def verdict_at(pool: ABPool, slowdown: float):
         "calibration",
         values(sides[BASELINE], CALIBRATION, 1),
         values(sides[CANDIDATE], CALIBRATION, 1),
-        alpha=0.01,
+        alpha=ALPHA,
         min_effect=0.02,
     )
 
@@ -66,11 +79,12 @@ def test_a_10_percent_slower_candidate_is_a_regression(pool):
 
 def test_both_sides_sample_in_their_own_processes_and_keep_every_round(pool):
     pool.candidate_slowdown = None
-    pool.sample(CALIBRATION)
+    job = dataclasses.replace(CALIBRATION, rounds=5)
+    pool.sample(job)
     sides = pool.last.samples
     pids = [s.pid for side in (BASELINE, CANDIDATE) for s in sides[side]]
-    assert len(set(pids)) == 8 and os.getpid() not in pids
-    assert all(len(s.seconds) == len(s.calibration) >= CALIBRATION.rounds for s in sides[BASELINE])
+    assert len(set(pids)) == 2 * PROCESSES and os.getpid() not in pids
+    assert all(len(s.seconds) == len(s.calibration) >= job.rounds for s in sides[BASELINE])
     assert pool.stacks[BASELINE]["suite"] == str(SUITE_ROOT / "bench")
 
 
@@ -253,6 +267,8 @@ def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulat
     assert table[0.25]["flagged"] == 1, table  # 25% on a real benchmark, even at this size
     text = format_detection(table, AB_COLUMNS)
     assert "none (false alarm)" in text and "25%" in text and "s per trial" in text
+    ratio = table[0.25]["median_ratio"]
+    assert ratio > 1.1 and table[0.25]["ratio_range"] == f"{ratio:.4f}-{ratio:.4f}"  # one trial: its ratio
 
 
 def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_settings(tmp_path):
@@ -281,6 +297,10 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
     saved.write_text("[1, 2]")
     with pytest.raises(BenchInputError, match=r"--save .*power.json: not a `power --ab` result"):
         more.run(option_defaults(), saved, resume=True)
+
+
+def test_the_self_test_power_case_measures_these_tests_job():
+    assert ab_job(SELF_TEST, option_defaults()) == CALIBRATION
 
 
 def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():

@@ -156,4 +156,6 @@ def test_a_session_that_fails_saves_nothing(tmp_path):
 def test_the_power_measurement_refuses_an_unknown_case():
     run = bench("power", "--ab", "--case", "nope")
     assert run.returncode == 2
-    assert "--case 'nope': expected one of hf-w32-L512, blocked-w128-L2048" in run.stderr
+    assert (
+        "--case 'nope': expected one of hf-w32-L512, blocked-w128-L2048, epoch-slice, self-test" in run.stderr
+    )

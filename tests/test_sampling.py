@@ -54,6 +54,21 @@ def test_a_failing_job_names_itself_and_its_cause_and_the_pool_goes_on(pool):
     check_samples(pool.sample(JOB))
 
 
+def test_a_closed_worker_has_exited_and_a_dead_one_troubles_nobody(pool):
+    """close() returns once the process is gone, not a zombie of its server, so the next workers
+    never start beside one still exiting; closing one that died and was reaped already is fine."""
+    worker = pool.server.spawn(want_facts=False)
+    worker.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker.pid, 0)
+    dead = pool.server.spawn(want_facts=False)
+    os.kill(dead.pid, signal.SIGKILL)
+    assert pool.server.exitcode(dead.pid) == -9
+    dead.close()
+    assert pool.server.exitcode(dead.pid) == "unknown"  # the server still answers
+    check_samples(pool.sample(JOB))
+
+
 def test_a_worker_that_dies_is_reported():
     with WorkerPool(option_defaults(), workers=1, threads=1) as workers:
         os.kill(workers.workers[0].pid, signal.SIGKILL)
