@@ -268,9 +268,9 @@ def judge_and_save(args, results, session, info, pairs, threads, candidate_json)
     where = save_pair(results, session, saved)
     rows = judge_saved(saved, args.alpha, args.min_effect)
     print(
-        pair_json(info, rows, where)
+        pair_json(saved, rows, where)
         if args.json
-        else format_pair(info, rows, args.alpha, args.min_effect, where)
+        else format_pair(saved, rows, args.alpha, args.min_effect, where)
     )
     return 1 if args.fail_on_regression and any_regression(rows) else 0
 
@@ -292,11 +292,10 @@ def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:
         pair = newest_pair(Path(args.results)) if wanted is None else find_pair_or_fail(wanted)
     saved = load_pair(pair)
     rows = judge_saved(saved, args.alpha, args.min_effect)
-    info = saved["candidate"].get("ab", {})
     print(
-        pair_json(info, rows, pair)
+        pair_json(saved, rows, pair)
         if args.json
-        else format_pair(info, rows, args.alpha, args.min_effect, pair)
+        else format_pair(saved, rows, args.alpha, args.min_effect, pair)
     )
     return 1 if args.fail_on_regression and any_regression(rows) else 0
 
@@ -311,6 +310,11 @@ def find_pair_or_fail(path: Path) -> Path:
 
 
 def power(args: argparse.Namespace) -> int:
+    if args.scores:  # reads saved pairs only: no torch
+        from bench.scores import format_scores, measure
+
+        print(format_scores(measure([Path(p) for p in args.scores]), len(args.scores)))
+        return 0
     if args.alpha is None:
         args.alpha = 0.001 if args.changes else 0.01
     if args.ab:
@@ -573,6 +577,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     check.add_argument("--save", default=None, help="write tables and values to this JSON file")
     check.add_argument("--ab", action="store_true", help="measure `bench ab` instead of history compare")
+    check.add_argument(
+        "--scores",
+        nargs="+",
+        metavar="PAIR",
+        help="saved A/B pair folders: each score's interval widths and same-code calibration",
+    )
     check.add_argument(
         "--case",
         default="hf-w32-L512",

@@ -11,9 +11,10 @@ least `min_effect` in size, and stays significant (at 0.01) without the one run 
 it. A step must hold for `min_runs` runs on each side: one slow run is an outlier, not a change.
 Noise alone makes no steps, at a rate measured in the README.
 
-Each series is read on the score that wanders less from run to run (raw per-process medians or the
-machine-normalized ones), and each step names the last run before it, the first run after it and
-what differed between those two (commit, python, torch, transformers, CUDA, cuDNN, driver).
+Each series is read on raw per-process medians, or on the calibrated (normalized) ones where the
+calibration itself never stepped and the software never changed in the series and they wander less
+from run to run (bench/verdict.py's rule), and each step names the last run before it, the first
+run after it and what differed between those two (commit, python, torch, transformers, CUDA, cuDNN, driver).
 No torch import: it reads results/ alone.
 """
 
@@ -30,8 +31,9 @@ import numpy as np
 from scipy import stats
 
 from bench.errors import BenchInputError
-from bench.history import Run, by_series, label_changes, load_runs
+from bench.history import Run, by_series, label_changes, load_runs, software_differences
 from bench.stats import run_level
+from bench.verdict import CALIBRATED, CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, LEGEND, RAW, percent
 
 ALPHA, MIN_EFFECT, MIN_RUNS = 0.001, 0.02, 3
 # A step must also stay significant at this level without the run that most supports it: in
@@ -147,11 +149,12 @@ def find_steps(
 
 @dataclass(frozen=True)
 class Point:
-    """One run of one benchmark: its raw and normalized log levels (None where not saved)."""
+    """One run of one benchmark: its raw, normalized and calibration log levels (None where not saved)."""
 
     run: Run
     raw: float
     normalized: float | None
+    calibration: float | None = None
 
 
 def points_of(runs: list[Run], fullname: str) -> list[Point]:
@@ -164,9 +167,14 @@ def points_of(runs: list[Run], fullname: str) -> list[Point]:
             continue
         extra = bench.get("extra_info") or {}
         if extra.get("process_medians"):
-            normalized = extra.get("normalized_medians")
+            normalized, calibration = extra.get("normalized_medians"), extra.get("calibration_medians")
             points.append(
-                Point(run, run_level(extra["process_medians"]), run_level(normalized) if normalized else None)
+                Point(
+                    run,
+                    run_level(extra["process_medians"]),
+                    run_level(normalized) if normalized else None,
+                    run_level(calibration) if calibration else None,
+                )
             )
         elif (bench.get("stats") or {}).get("median"):
             points.append(Point(run, math.log(bench["stats"]["median"]), None))
@@ -206,16 +214,30 @@ class SeriesChanges:
     runs: int
     score: str
     noise: float  # the chosen score's run-to-run spread (noise_sd of its log levels)
+    why: str = ""  # why that score was read
     found: list[Found] = field(default_factory=list)
 
 
-def steadier(points: list[Point]) -> tuple[str, list[float]]:
-    """The score that wanders less from run to run, and its levels (raw without normalized ones)."""
+def series_score(points: list[Point], min_runs: int) -> tuple[str, str, list[float]]:
+    """(score, why, its levels): the rule `ab` and `compare` share (bench/verdict.py). The
+    calibrated (normalized) score is read only where the series' software never changes and the
+    calibration's own level has no step (searched as a benchmark's, at CALIBRATION_ALPHA and
+    CALIBRATION_TOLERANCE), and then only if it wanders less from run to run than raw."""
     raw = [p.raw for p in points]
-    if any(p.normalized is None for p in points):
-        return "raw", raw
+    if any(p.normalized is None or p.calibration is None for p in points):
+        return RAW, "no calibration saved", raw
+    software = [
+        change for a, b in itertools.pairwise(points) for change in software_differences(a.run, b.run)
+    ]
+    if software:
+        return RAW, f"the software changed in the series ({', '.join(dict.fromkeys(software))})", raw
+    moved = find_steps([p.calibration for p in points], CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, min_runs)
+    if moved:
+        return RAW, f"the calibration itself stepped {format_step(moved[0])}", raw
     normalized = [p.normalized for p in points]
-    return ("raw", raw) if noise_sd(raw) <= noise_sd(normalized) else ("normalized", normalized)
+    if noise_sd(raw) <= noise_sd(normalized):
+        return RAW, "raw is the steadier score here", raw
+    return CALIBRATED, "the calibration did not move and is the steadier", normalized
 
 
 # Steps of one machine-wide shift land a run or two apart in different benchmarks (each placed by
@@ -243,14 +265,14 @@ def series_changes(
         searched = []
         for name in (n for n in names if not only or only in n):
             points = points_of(series_runs, name)
-            score, levels = steadier(points)
+            score, why, levels = series_score(points, min_runs)
             steps = find_steps(levels, alpha, min_effect, min_runs)
-            searched.append((name, points, score, levels, steps))
+            searched.append((name, points, (score, why), levels, steps))
         at = {
             name: [position[points[step.index].run.name] for step in steps]
             for name, points, _, _, steps in searched
         }
-        for name, points, score, levels, steps in searched:
+        for name, points, (score, why), levels, steps in searched:
             pairs = [(step, points[step.index - 1].run, points[step.index].run) for step in steps]
             found.append(
                 SeriesChanges(
@@ -259,6 +281,7 @@ def series_changes(
                     len(points),
                     score,
                     noise_sd(levels),
+                    why,
                     [
                         Found(
                             step,
@@ -300,14 +323,15 @@ def changes(
 
 
 def format_step(step: Step) -> str:
-    return f"{(step.ratio - 1) * 100:+.1f}% [{(step.low - 1) * 100:+.1f}, {(step.high - 1) * 100:+.1f}]"
+    """A step in the one notation of a change (bench/verdict.py): + is slower."""
+    return f"{percent(step.ratio)} [{percent(step.low)}, {percent(step.high)}]"
 
 
 def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, min_runs: int) -> str:
     """Per series, the steps first (each with its runs and what differed), then the quiet benchmarks."""
     lines = [
         f"steps tested at p < {alpha:g}, at least {100 * min_effect:g}%, holding {min_runs}+ runs on each "
-        f"side; {100 * (1 - alpha):g}% intervals; the level after over the level before",
+        f"side; {100 * (1 - alpha):g}% intervals; the level after over the level before ({LEGEND})",
     ]
     for series in dict.fromkeys(s.series for s in found):
         mine = [s for s in found if s.series == series]
@@ -316,7 +340,7 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
             for f in s.found:
                 lines.append(
                     f"  {s.benchmark.split('::')[-1]}: step {format_step(f.step)}, p = {f.step.p_value:.2g}, "
-                    f"{s.score}, {f.step.before} runs before and {f.step.after} after; "
+                    f"{s.score} ({s.why}), {f.step.before} runs before and {f.step.after} after; "
                     f"{f.shared} of {f.benchmarks} benchmarks stepped within {NEAR} runs of it"
                 )
                 lines.append(f"      between {f.last_before} and {f.first_after}")

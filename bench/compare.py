@@ -1,12 +1,13 @@
 """`python -m bench compare`: the latest saved run against a baseline, with a verdict per benchmark.
 
 Reads results/ alone (no torch import: it answers in about a second). For each benchmark the change
-is tested twice, on the raw per-process medians and on the machine-normalized ones (each round over
-the calibration round after it, bench/calibration.py). Once 5 earlier runs of the benchmark exist,
-each change is tested against how much that score wandered from run to run, and the steadier score
-decides; before that only the spread between processes is known, which misses drift between runs,
-so the verdict waits (`cannot tell`) unless --process-spread asks. The table says which score
-decided and why (bench/stats.py has the tests).
+is tested on the raw per-process medians, on the calibrated ones (each round over the calibration
+round after it) and on the calibration itself. Once 5 earlier runs of the benchmark exist, each
+change is tested against how much that score wandered from run to run; the calibrated score decides
+only where the calibration did not move and the software is the same, and it is the steadier
+(bench/verdict.py, the rule `ab` and `changes` share); before that only the spread between
+processes is known, which misses drift between runs, so the verdict waits (`cannot tell`) unless
+--process-spread asks. Every row of one comparison is judged together (Holm).
 """
 
 from __future__ import annotations
@@ -17,18 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.errors import BenchInputError
-from bench.history import Run, config_differences, earlier_runs, label_changes, load_runs
-from bench.stats import (
+from bench.history import (
+    Run,
+    config_differences,
+    earlier_runs,
+    label_changes,
+    load_runs,
+    software_differences,
+)
+from bench.stats import Change, Values, log_ratio_change, run_change, run_level, run_to_run_sd
+from bench.verdict import (
+    CALIBRATED,
+    LEGEND,
+    RAW,
     REGRESSION,
-    UNTESTABLE,
-    Change,
     Row,
-    Values,
-    log_ratio_change,
-    run_change,
-    run_level,
-    run_to_run_sd,
-    verdict,
+    choose_score,
+    counts,
+    finish,
+    format_change,
+    percent,
 )
 
 # The run-to-run spread is measured over the last HISTORY_RUNS earlier runs, once there are at least
@@ -145,17 +154,16 @@ def pooled(runs: list[Values]) -> Values:
 
 def score_change(
     score: str, base_runs: list[Values], new: Values, history: list[Values], confidence: float
-) -> tuple[Change | None, float | None, bool]:
-    """The change of one score (raw `process` or `normalized`), the spread it was tested against
-    (as a fraction), and whether that spread is run-to-run (from 5+ earlier runs) rather than
-    only process-to-process."""
+) -> tuple[Change | None, bool]:
+    """The change of one score (`process`: raw, `normalized`, or `calibration` itself), and whether
+    it was tested against the run-to-run spread (5+ earlier runs) rather than only the spread
+    between processes."""
     levels = [run_level(getattr(h, score)) for h in history if getattr(h, score)]
     sd = run_to_run_sd(levels) if len(levels) >= MIN_HISTORY_RUNS else None
     if sd is not None:
         runs = [getattr(b, score) for b in base_runs if getattr(b, score)]
-        return run_change(runs, getattr(new, score), sd, len(levels), confidence), sd, True
-    change = log_ratio_change(getattr(pooled(base_runs), score), getattr(new, score), confidence)
-    return change, None if change is None else change.se, False
+        return run_change(runs, getattr(new, score), sd, len(levels), confidence), True
+    return log_ratio_change(getattr(pooled(base_runs), score), getattr(new, score), confidence), False
 
 
 def judge(
@@ -163,50 +171,40 @@ def judge(
     base_runs: list[Values],
     new: Values,
     history: list[Values],
-    alpha: float,
-    min_effect: float,
-    stacks_differ: bool = False,
+    confidence: float,
+    software_differs: list[str] = (),
+    other_series: bool = False,
     process_spread: bool = False,
 ) -> Row:
-    """Test the raw and the normalized change; the steadier score decides, and the row says which.
+    """The raw, calibrated (normalized) and calibration changes of one benchmark, and which decides.
 
-    With 5+ earlier runs of this benchmark each score is tested against its run-to-run spread there,
-    and the steadier one decides. Before that the only spread at hand is the one between processes,
-    which says nothing of how far the machine drifts between runs: on a shared CPU, same-code runs
-    then differ "significantly" now and then. So without that history the verdict is `cannot tell`
-    (the change and its process-spread interval still shown) unless `process_spread` asks for a
-    verdict anyway, judged on the score built to cancel drift (normalized), as are runs from
-    different series (--force).
+    With 5+ earlier runs of this benchmark each score is tested against its run-to-run spread
+    there; the calibrated score decides where the calibration did not move and the software is the
+    same (bench/verdict.py), and then only if it is the steadier. Before that history the only
+    spread at hand is the one between processes, which says nothing of how far the machine drifts
+    between runs: on a shared CPU, same-code runs then differ "significantly" now and then. So
+    without it no score decides (`cannot tell`, the changes still shown) unless `process_spread`
+    asks. Runs of different series (--force) can only be compared calibrated.
     """
     base = pooled(base_runs)
     if not base.process or not new.process:
         where = "the baseline" if not base.process else "the latest run"
-        return Row(name, None, None, None, None, None, "-", UNTESTABLE, f"no per-process values in {where}")
-    confidence = 1.0 - alpha
-    raw, raw_spread, from_history = score_change("process", base_runs, new, history, confidence)
-    normalized, normalized_spread, _ = score_change("normalized", base_runs, new, history, confidence)
-    calibration = log_ratio_change(base.calibration, new.calibration, confidence)
-    spreads = f"raw {raw_spread:.1%}, normalized {normalized_spread:.1%}" if raw and normalized else ""
+        return Row(name, None, None, None, None, None, "-", f"no per-process values in {where}")
+    raw, from_history = score_change("process", base_runs, new, history, confidence)
+    calibrated, _ = score_change("normalized", base_runs, new, history, confidence)
+    calibration, _ = score_change("calibration", base_runs, new, history, confidence)
     earlier = sum(1 for h in history if h.process)
-    too_few = f"{plural(earlier, 'earlier run')}, {MIN_HISTORY_RUNS} needed for run-to-run spread"
-    if raw is None or normalized is None:
-        decided_by, note = "-", "needs 2+ worker processes on each side (--workers)"
-    elif stacks_differ:
-        decided_by = "normalized"
-        spread = (
-            f"run-to-run spread {spreads}" if from_history else f"{too_few}; process spread only: {spreads}"
-        )
-        note = f"different series (--force): normalized decides; {spread}"
-    elif from_history:
-        decided_by = "raw" if raw_spread <= normalized_spread else "normalized"
-        note = f"run-to-run spread {spreads}"
+    if raw is None or calibrated is None:
+        decided_by, reason = "-", "needs 2+ worker processes on each side (--workers)"
+    elif other_series:
+        decided_by, reason = CALIBRATED, "different series (--force): only the calibrated score compares"
+    elif not from_history and not process_spread:
+        decided_by = "-"
+        reason = f"{plural(earlier, 'earlier run')}, {MIN_HISTORY_RUNS} needed for run-to-run spread"
     else:
-        decided_by = "normalized"
-        note = f"{too_few}; process spread only: {spreads}"
-    chosen = {"raw": raw, "normalized": normalized}.get(decided_by)
-    outcome = verdict(chosen, alpha, min_effect)
-    if chosen is not None and not from_history and not process_spread:
-        outcome = UNTESTABLE
+        decided_by, reason = choose_score(calibration, software_differs)
+        if decided_by == CALIBRATED and from_history and raw.se <= calibrated.se:
+            decided_by, reason = RAW, "raw is the steadier score here"
     # the seconds shown are the ones the raw change compares: geometric means of per-process medians
     latest_seconds = math.exp(run_level(new.process))
     return Row(
@@ -214,11 +212,10 @@ def judge(
         latest_seconds / raw.ratio if raw else math.exp(run_level(base.process)),
         latest_seconds,
         raw,
-        normalized,
+        calibrated,
         calibration,
         decided_by,
-        outcome,
-        note,
+        reason,
     )
 
 
@@ -242,7 +239,7 @@ def compare(
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
     runs = load_runs(results, warn)
     candidates, new, count = select(runs, latest, baseline, warn)
-    stacks_differ = check_series(candidates, new, force)
+    other_series = check_series(candidates, new, force)
     history = earlier_runs(runs, new)[-HISTORY_RUNS:]
     names = list(new.benchmarks())
     if count is None:  # a named baseline: its benchmarks the latest run lacks are listed too
@@ -257,21 +254,13 @@ def compare(
                 [values_of(r, name) for r in base_runs],
                 values_of(new, name),
                 [values_of(r, name) for r in history],
-                alpha,
-                min_effect,
-                stacks_differ,
+                1.0 - alpha,
+                software_differences(base_runs[-1], new) if base_runs else [],
+                other_series,
                 process_spread,
             )
         )
-    return [r for r in candidates if r.name in used], new, rows
-
-
-def format_change(change: Change | None) -> str:
-    if change is None:
-        return "-"
-    return (
-        f"{(change.ratio - 1) * 100:+6.1f}% [{(change.low - 1) * 100:+.1f}, {(change.high - 1) * 100:+.1f}]"
-    )
+    return [r for r in candidates if r.name in used], new, finish(rows, alpha, min_effect)
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -289,26 +278,33 @@ def format_table(
     force: bool = False,
     process_spread: bool = False,
 ) -> str:
+    """compare's table: every score's change side by side, the one that decided (why, said once per
+    reason below the table), Holm's p, the verdict."""
+    from bench.pairs import short_name
+
     header = (
         "benchmark",
         "baseline",
         "latest",
-        "raw change [CI]",
-        "normalized change [CI]",
-        "decided by",
+        "raw",
+        "calibration",
+        "calibrated",
+        "by",
+        "p (Holm)",
         "verdict",
     )
+    reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by != CALIBRATED and row.reason))
     lines = [
-        tuple(
-            [
-                row.benchmark.split("::")[-1],
-                format_seconds(row.baseline_seconds),
-                format_seconds(row.latest_seconds),
-                format_change(row.raw),
-                format_change(row.normalized),
-                row.decided_by,
-                row.verdict + (f" ({row.note})" if row.note else ""),
-            ]
+        (
+            short_name(row.benchmark),
+            format_seconds(row.baseline_seconds),
+            format_seconds(row.latest_seconds),
+            format_change(row.raw),
+            percent(row.calibration.ratio) if row.calibration else "-",
+            format_change(row.calibrated),
+            row.decided_by + (f"[{reasons.index(row.reason) + 1}]" if row.reason in reasons else ""),
+            f"{row.p_adjusted:.2g}" if row.p_adjusted is not None else "-",
+            row.verdict,
         )
         for row in rows
     ]
@@ -317,7 +313,7 @@ def format_table(
         f"tested against the run-to-run spread of up to {HISTORY_RUNS} earlier runs once "
         f"{MIN_HISTORY_RUNS} exist"
         + (", else against the spread between processes" if process_spread else ", else no verdict")
-        + ("; runs of different series (--force): the normalized score decides" if force else "")
+        + ("; runs of different series (--force): the calibrated score decides" if force else "")
     )
     text = [
         f"latest:   {latest.name}",
@@ -328,11 +324,14 @@ def format_table(
             else []
         ),
         "baseline, latest: geometric mean of the per-process median rounds (the raw change is their ratio)",
-        f"change {tested}; {100 * (1 - alpha):g}% intervals; a verdict needs p < {alpha:g} and a change "
-        f"of at least {100 * min_effect:g}%",
+        f"{LEGEND}; [{100 * (1 - alpha):g}% interval]",
+        f"change {tested}; regression/improvement: p < {alpha:g} after Holm over these {len(rows)} rows "
+        f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
+        "else inconclusive",
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-        *("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines),
+        *("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines),
+        *(f"  [{i}] {reason}" for i, reason in enumerate(reasons, 1)),
     ]
     for run in (*base_runs, latest):
         injected = {b.get("extra_info", {}).get("injected_slowdown") for b in run.saved["benchmarks"]} - {
@@ -343,9 +342,7 @@ def format_table(
             text.append(
                 f"note: {run.name} was a self-test run with an injected slowdown of {max(injected):.0%}"
             )
-    counts = {v: sum(r.verdict == v for r in rows) for v in dict.fromkeys(r.verdict for r in rows)}
-    text.append("")
-    text.append(", ".join(f"{n} {v}" for v, n in counts.items()))
+    text += ["", counts([row.verdict for row in rows])]
     return "\n".join(text)
 
 
@@ -362,7 +359,7 @@ def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
                 {
                     **row.__dict__,
                     "raw": change(row.raw),
-                    "normalized": change(row.normalized),
+                    "calibrated": change(row.calibrated),
                     "calibration": change(row.calibration),
                 }
                 for row in rows

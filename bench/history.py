@@ -167,6 +167,12 @@ def label_changes(before: Run, after: Run) -> list[str]:
     return [f"{key} {a[key]} -> {b[key]}" for key in a if a[key] != b[key]]
 
 
+def software_differences(before: Run, after: Run) -> list[str]:
+    """What differs between two runs' software (python, torch, transformers, CUDA, ...), not commits:
+    where it does, the calibration may have moved with it (bench/verdict.py)."""
+    return [change for change in label_changes(before, after) if not change.startswith("commit ")]
+
+
 def config_differences(a: dict, b: dict) -> list[str]:
     """The series configuration keys two fingerprints disagree on, with both values."""
     a, b = series_config(a), series_config(b)

@@ -8,8 +8,9 @@ match `NNNN_*.json`), so history comparisons never mix them in.
 
 The verdict is the in-session test: Welch's t-test on the logs of the per-process values of the
 two sides (processes are the independent unit; the rounds of both sides interleaved in one time
-window cancel the drift that makes saved runs incomparable), on the score that the detection
-table measured as the stronger (`SCORE`). No torch import here.
+window cancel the drift that makes saved runs incomparable), on raw time or, where the calibration
+did not move between the sides, on the calibrated score, every row of a session judged together
+(bench/verdict.py). No torch import here.
 """
 
 from __future__ import annotations
@@ -28,12 +29,22 @@ from bench.ab import BASELINE, CANDIDATE
 from bench.compare import format_seconds
 from bench.errors import BenchInputError
 from bench.sampling import Job, ProcessSample, summary
-from bench.stats import REGRESSION, Change, Row, Values, log_ratio_change, verdict
+from bench.stats import Change, Values, controlled_change, log_ratio_change
+from bench.verdict import (
+    CALIBRATED,
+    INCONCLUSIVE,
+    LEGEND,
+    RAW,
+    REGRESSION,
+    Row,
+    choose_score,
+    counts,
+    finish,
+    format_change,
+    percent,
+)
 
 SIDES = (BASELINE, CANDIDATE)
-# The score the verdict is decided on: the machine-normalized per-process medians (each round over
-# the calibration round after it); see the README's A/B detection table for why.
-SCORE = "normalized"
 PAIR_FOLDER = re.compile(r"^(\d{4})_")
 
 
@@ -136,29 +147,48 @@ def load_pair(folder: Path) -> dict[str, dict]:
     return loaded
 
 
-def judge_pair(name: str, baseline: Values, candidate: Values, alpha: float, min_effect: float) -> Row:
-    """The in-session verdict of one benchmark: candidate / baseline on `SCORE`, Welch's test."""
-    confidence = 1.0 - alpha
+def stack_differences(sides: dict) -> list[str]:
+    """What differs between the sides' software (interpreter, torch, transformers, variables): where
+    anything does, the calibration may have moved with it, so raw time decides."""
+    base, cand = sides.get(BASELINE, {}), sides.get(CANDIDATE, {})
+    out = [
+        f"{key} {base.get(key)} vs {cand.get(key)}"
+        for key in ("executable", "python", "torch", "transformers")
+        if base.get(key) != cand.get(key)
+    ]
+    for name in sorted({*base.get("env", {}), *cand.get("env", {})}):
+        if base.get("env", {}).get(name) != cand.get("env", {}).get(name):
+            out.append(f"${name}")
+    return out
+
+
+def judge_pair(name: str, baseline: Values, candidate: Values, confidence: float, differs: list[str]) -> Row:
+    """One benchmark's changes, candidate / baseline: raw, controlled by the calibration, and the
+    calibration's own; which decides (bench/verdict.py). The verdict comes from `finish`."""
     raw = log_ratio_change(baseline.process, candidate.process, confidence)
-    normalized = log_ratio_change(baseline.normalized, candidate.normalized, confidence)
+    calibrated, _ = controlled_change(baseline, candidate, confidence)
     calibration = log_ratio_change(baseline.calibration, candidate.calibration, confidence)
-    chosen = {"raw": raw, "normalized": normalized}[SCORE]
-    note = "" if chosen else "needs 2+ processes on each side (--processes)"
+    if raw is None:
+        return Row(name, None, None, None, None, None, "-", "needs 2+ processes on each side (--processes)")
+    score, reason = choose_score(calibration, differs)
+    if score == CALIBRATED and calibrated is None:  # a pair saved without its rounds
+        score, reason = RAW, "no rounds saved to control by the calibration"
     return Row(
         name,
-        statistics.median(baseline.process) if baseline.process else None,
-        statistics.median(candidate.process) if candidate.process else None,
+        statistics.median(baseline.process),
+        statistics.median(candidate.process),
         raw,
-        normalized,
+        calibrated,
         calibration,
-        SCORE,
-        verdict(chosen, alpha, min_effect),
-        note,
+        score,
+        reason,
     )
 
 
 def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[Row]:
+    """Every benchmark of a saved pair, judged together (Holm over the session's rows)."""
     base = {b["fullname"]: b for b in pair["baseline"]["benchmarks"] if "fullname" in b}
+    differs = stack_differences(pair["candidate"].get("ab", {}).get("sides", {}))
     rows = []
     for entry in pair["candidate"]["benchmarks"]:
         name = entry.get("fullname")
@@ -168,11 +198,33 @@ def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[
                     name,
                     Values.from_extra_info(base[name].get("extra_info", {})),
                     Values.from_extra_info(entry.get("extra_info", {})),
-                    alpha,
-                    min_effect,
+                    1.0 - alpha,
+                    differs,
                 )
             )
-    return rows
+    return finish(rows, alpha, min_effect)
+
+
+def sweep_seconds(pair: dict[str, dict], name: str) -> float:
+    """Wall time of one sweep of a benchmark: every process's round and calibration round, both sides."""
+    total = 0.0
+    for side in SIDES:
+        for entry in pair[side]["benchmarks"]:
+            if entry.get("fullname") == name:
+                extra = entry.get("extra_info", {})
+                total += sum(extra.get("process_medians", [])) + sum(extra.get("calibration_medians", []))
+    return total
+
+
+def needed_seconds(pair: dict[str, dict], row: Row) -> float | None:
+    """The --seconds that would decide an inconclusive row: its sweeps so far times the factor."""
+    if row.needed_factor is None:
+        return None
+    for entry in pair[CANDIDATE]["benchmarks"]:
+        if entry.get("fullname") == row.benchmark:
+            sweeps = entry.get("extra_info", {}).get("rounds_per_worker") or 0
+            return row.needed_factor * sweeps * sweep_seconds(pair, row.benchmark)
+    return None
 
 
 def describe_side(side: dict) -> str:
@@ -190,68 +242,93 @@ def describe_side(side: dict) -> str:
     return ", ".join(parts)
 
 
-def format_change(change: Change | None) -> str:
-    if change is None:
-        return "-"
-    return f"{change.ratio:.4f} [{change.low:.4f}, {change.high:.4f}]"
+def short_name(benchmark: str) -> str:
+    """A benchmark's name as the tables show it: its test id without the test function's prefix."""
+    name = benchmark.split("::")[-1]
+    return name.removeprefix("test_")
 
 
-def format_pair(ab: dict, rows: list[Row], alpha: float, min_effect: float, where: Path | None) -> str:
-    header = ("benchmark", "baseline", "candidate", f"ratio [{100 * (1 - alpha):g}% CI]", "p", "verdict")
+def verdict_cell(row: Row, pair: dict[str, dict]) -> str:
+    if row.verdict != INCONCLUSIVE:
+        return row.verdict
+    seconds = needed_seconds(pair, row)
+    return f"{row.verdict} (~{seconds:.0f} s)" if seconds is not None else f"{row.verdict} (on the edge)"
+
+
+def format_pair(
+    pair: dict[str, dict], rows: list[Row], alpha: float, min_effect: float, where: Path | None
+) -> str:
+    """The A/B table: every score's change side by side, the one that decided, Holm's p, the verdict;
+    why raw decided, said once per reason below the table."""
+    ab = pair[CANDIDATE].get("ab", {})
+    header = ("benchmark", "baseline", "raw", "calibration", "calibrated", "by", "p (Holm)", "verdict")
+    reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by == RAW))
     lines = [
         (
-            row.benchmark.split("::")[-1],
+            short_name(row.benchmark),
             format_seconds(row.baseline_seconds),
-            format_seconds(row.latest_seconds),
-            format_change(row.decided),
-            f"{row.decided.p_value:.2g}" if row.decided else "-",
-            row.verdict + (f" ({row.note})" if row.note else ""),
+            format_change(row.raw),
+            percent(row.calibration.ratio) if row.calibration else "-",
+            format_change(row.calibrated),
+            row.decided_by + (f"[{reasons.index(row.reason) + 1}]" if row.decided_by == RAW else ""),
+            f"{row.p_adjusted:.2g}" if row.p_adjusted is not None else "-",
+            verdict_cell(row, pair),
         )
         for row in rows
     ]
     widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
     sides = ab.get("sides", {})
+    confidence = f"{100 * (1 - alpha):g}%"
     text = [
         f"A/B session {ab.get('session')}" + (f", saved in {where}" if where else ""),
         *(f"  {side:<9} {describe_side(sides.get(side, {}))}" for side in SIDES),
-        f"  {ab.get('processes')} processes per side, rounds interleaved in pairs; "
-        f"ratio = candidate / baseline of the {SCORE} per-process medians; Welch's t-test;",
-        f"  a verdict needs p < {alpha:g} and a change of at least {100 * min_effect:g}%",
+        f"  {ab.get('processes')} processes per side, rounds interleaved in pairs, "
+        f"{ab.get('seconds_per_benchmark')} s a benchmark; Welch's t-test on per-process medians",
+        f"  {LEGEND}; [{confidence} interval]",
+        "  calibration: the calibration rounds' own change; calibrated: each round controlled by the "
+        "calibration beside it (decides only where the calibration did not move)",
+        f"  regression/improvement: p < {alpha:g} after Holm over these {len(rows)} rows and at least "
+        f"{100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; else inconclusive "
+        "(~ the --seconds that would decide it)",
         "",
         "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-        *("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines),
+        *("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines),
+        *(f"  [{i}] raw decides: {reason}" for i, reason in enumerate(reasons, 1)),
     ]
     if ab.get("candidate_slowdown"):
         text.append(
             f"note: a self-test session: {ab['candidate_slowdown']:.0%} slowdown injected into the candidate"
         )
-    counts = {v: sum(r.verdict == v for r in rows) for v in dict.fromkeys(r.verdict for r in rows)}
-    text += ["", ", ".join(f"{n} {v}" for v, n in counts.items()) or "no paired benchmarks"]
+    text += ["", counts([row.verdict for row in rows]) if rows else "no paired benchmarks"]
     return "\n".join(text)
 
 
-def pair_json(ab: dict, rows: list[Row], where: Path | None) -> str:
+def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str:
+    ab = pair[CANDIDATE].get("ab", {})
+
     def change(c: Change | None) -> dict | None:
         return None if c is None else c.__dict__
 
     benchmarks = []
     for row in rows:
-        chosen = row.decided  # the SCORE's change: judge_pair decides by it
+        chosen = row.decided
         benchmarks.append(
             {
                 "benchmark": row.benchmark,
+                "verdict": row.verdict,
+                "decided_by": row.decided_by,
+                "reason": row.reason,
                 "ratio": chosen.ratio if chosen else None,
                 "low": chosen.low if chosen else None,
                 "high": chosen.high if chosen else None,
                 "p_value": chosen.p_value if chosen else None,
-                "verdict": row.verdict,
-                "score": SCORE,
+                "p_adjusted": row.p_adjusted,
+                "needed_seconds": needed_seconds(pair, row),
                 "baseline_seconds": row.baseline_seconds,
                 "candidate_seconds": row.latest_seconds,
                 "raw": change(row.raw),
-                "normalized": change(row.normalized),
+                "calibrated": change(row.calibrated),
                 "calibration": change(row.calibration),
-                "note": row.note,
             }
         )
     return json.dumps(

@@ -23,14 +23,14 @@ from scipy import stats
 
 from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
 from bench.sampling import Job, WorkerPool, summary
-from bench.stats import IMPROVEMENT, REGRESSION, Values
+from bench.stats import Values
+from bench.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, finish
 
 LEVELS = (0.0, 0.02, 0.05, 0.10, 0.25)
 
 
 def values(samples, job: Job, threads: int) -> Values:
-    info = summary(samples, job, threads)
-    return Values(info["process_medians"], info["calibration_medians"], info["normalized_medians"])
+    return Values.from_extra_info(summary(samples, job, threads))
 
 
 def collect(
@@ -73,15 +73,20 @@ def detection_table(
     table = {}
     for level in runs[0]:
         rows = [
-            judge(
-                f"{level}",
-                [runs[j][0.0] for j in range(k - baseline_runs, k)],
-                runs[k][level],
-                [runs[j][0.0] for j in range(max(0, k - HISTORY_RUNS), k)] if with_history else [],
+            finish(
+                [
+                    judge(
+                        f"{level}",
+                        [runs[j][0.0] for j in range(k - baseline_runs, k)],
+                        runs[k][level],
+                        [runs[j][0.0] for j in range(max(0, k - HISTORY_RUNS), k)] if with_history else [],
+                        1.0 - alpha,
+                        process_spread=not with_history,
+                    )
+                ],
                 alpha,
                 min_effect,
-                process_spread=not with_history,
-            )
+            )[0]
             for k in range(first, len(runs))
         ]
         found = sum(row.verdict == REGRESSION for row in rows)
@@ -89,7 +94,7 @@ def detection_table(
             "trials": len(rows),
             "flagged": found,
             "rate": found / len(rows) if rows else None,
-            "decided_by_normalized": sum(row.decided_by == "normalized" for row in rows),
+            "decided_by_calibrated": sum(row.decided_by == CALIBRATED for row in rows),
         }
     return table
 
@@ -99,7 +104,7 @@ Column = tuple[str, str, str]  # (header, key in a table row, format spec)
 
 def format_detection(
     table: dict[float, dict],
-    columns: tuple[Column, ...] = (("normalized decided", "decided_by_normalized", "d"),),
+    columns: tuple[Column, ...] = (("calibrated decided", "decided_by_calibrated", "d"),),
 ) -> str:
     """A detection table as text: per injected level, trials, regressions found, rate, and `columns`."""
     lines = [
@@ -311,12 +316,16 @@ def ab_detection_table(trials: list[dict], alpha: float, min_effect: float) -> d
     table: dict[float, dict] = {}
     for level in sorted({t["level"] for t in trials}):
         rows = [
-            judge_pair("trial", Values(**t["baseline"]), Values(**t["candidate"]), alpha, min_effect)
+            finish(
+                [judge_pair("trial", Values(**t["baseline"]), Values(**t["candidate"]), 1.0 - alpha, [])],
+                alpha,
+                min_effect,
+            )[0]
             for t in trials
             if t["level"] == level
         ]
         found = sum(row.verdict == REGRESSION for row in rows)
-        ratios = [row.normalized.ratio for row in rows if row.normalized]
+        ratios = [row.decided.ratio for row in rows if row.decided]
         interval = stats.binomtest(found, len(rows)).proportion_ci(0.95, method="exact")
         table[level] = {
             "trials": len(rows),

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.changes import Found, format_step, series_changes
-from bench.compare import HISTORY_RUNS, format_change, judge, values_of
+from bench.compare import HISTORY_RUNS, judge, values_of
 from bench.history import Run, by_series, load_runs, replace_atomically
-from bench.stats import REGRESSION
+from bench.verdict import CALIBRATED, REGRESSION, finish, format_change
 
 
 def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5)) -> bool:
@@ -147,8 +147,8 @@ def latest_verdict(saved: list[Run], fullname: str) -> tuple[str, list[str]]:
     if len(measured) < 2:
         return "", ["", "", "one run: nothing to compare yet"]
     history = measured[:-1][-HISTORY_RUNS:]
-    row = judge(fullname, history[-1:], measured[-1], history, alpha=0.01, min_effect=0.02)
-    note = f" ({row.note})" if row.note else ""
+    row = finish([judge(fullname, history[-1:], measured[-1], history, confidence=0.99)], 0.01, 0.02)[0]
+    note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
     return row.verdict, [
         html.escape(format_change(row.decided)),
         row.decided_by,

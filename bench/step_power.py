@@ -25,7 +25,7 @@ from bench.changes import (
     injected_slowdown,
     noise_sd,
     points_of,
-    steadier,
+    series_score,
 )
 from bench.history import Run, by_series
 
@@ -67,8 +67,8 @@ def slower(point: Point, level: float) -> Point:
 
 
 def steps_in(points: list[Point], alpha: float, min_effect: float, min_runs: int) -> list[int]:
-    """The first runs after each step the detector finds, on the steadier score as `changes` reads it."""
-    _, levels = steadier(points)
+    """The first runs after each step the detector finds, on the score `changes` reads."""
+    _, _, levels = series_score(points, min_runs)
     return [step.index for step in find_steps(levels, alpha, min_effect, min_runs)]
 
 
@@ -109,7 +109,7 @@ def measure(
     for series in series_of(runs, history + window):
         progress(series.benchmark)
         clean = series.clean
-        score, run_levels = steadier(clean)
+        score, _, run_levels = series_score(clean, min_runs)
         delays = {}
         for level in levels:
             delays[level] = [
@@ -153,8 +153,8 @@ def measure(
 
 def observed_step(points: list[Point], k: int, runs: int) -> float:
     """The level of the `runs` runs from k over that of as many runs before k (a ratio), on the
-    steadier score: how large an injected step came out on the machine."""
-    _, levels = steadier(points)
+    score `changes` reads: how large an injected step came out on the machine."""
+    _, _, levels = series_score(points, MIN_RUNS)
     return math.exp(statistics.fmean(levels[k : k + runs]) - statistics.fmean(levels[max(0, k - runs) : k]))
 
 

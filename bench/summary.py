@@ -111,17 +111,18 @@ def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
 
 def verdict_lines(results: Path, saved: Path) -> list[str]:
     """What `python -m bench compare --latest SAVED` says per benchmark, or why it cannot say yet."""
-    from bench.compare import compare, format_change
+    from bench.compare import compare
     from bench.errors import BenchInputError
+    from bench.verdict import CALIBRATED, LEGEND, format_change
 
     warnings: list[str] = []
     try:
         base_runs, _, rows = compare(results, latest=str(saved), warn=warnings.append)
     except BenchInputError as err:
         return [f"no verdict yet: {err}"]
-    lines = [f"against {', '.join(r.name for r in base_runs)} (python -m bench compare):"]
+    lines = [f"against {', '.join(r.name for r in base_runs)} (python -m bench compare; {LEGEND}):"]
     for row in rows:
-        change = f" {format_change(row.decided).strip()} ({row.decided_by})" if row.decided else ""
-        note = f" ({row.note})" if row.note else ""
+        change = f" {format_change(row.decided)} ({row.decided_by})" if row.decided else ""
+        note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
         lines.append(f"  {row.benchmark.split('::')[-1]}: {row.verdict}{change}{note}")
     return lines + [f"warning: {w}" for w in warnings]

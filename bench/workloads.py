@@ -117,10 +117,13 @@ def attention_step(
     return Workload(step, forward, {"hidden_size": config.hidden_size, "heads": config.num_attention_heads})
 
 
-def training_step(spec: RunSpec, attention: str, rounds: int) -> Workload:
+def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
     """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches, with
-    every self-attention layer swapped to `attention` (same weights, same function)."""
+    every self-attention layer swapped to `attention` (same weights, same function); `batch_size`
+    > 0 trains at that batch instead of the run's (the fast profile's step)."""
     model = fresh_model(spec)
+    if batch_size:
+        spec = dataclasses.replace(spec, batch_size=batch_size)
     use_attention(model, attention)
     train_set = to_device(spec.train, spec.device)
     masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed)

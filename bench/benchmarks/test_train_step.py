@@ -1,6 +1,9 @@
 """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches.
 
-Not in the fast profile: the full epoch (test_epoch_throughput.py) covers the same steps there.
+`test_train_step_fast` is the fast profile's whole-training benchmark: the step through the whole
+model (embeddings, every layer, the MLM head and loss, the optimizer and schedule) at a batch small
+enough that a round repeats many times in an A/B budget, so that a change anywhere in training, not
+only in attention, is judged. The full runs' `test_train_step` trains at the run's batch.
 """
 
 from __future__ import annotations
@@ -10,26 +13,64 @@ import statistics
 
 import pytest
 
+from bench.budget import FAST_BUDGET_S
+from bench.sampling import Job
+
 ROUNDS, WARMUP_ROUNDS = 5, 2  # per worker process
+FAST_BATCHES = (2, 1)  # on the CPU, the largest of these whose rounds fit TRAIN_STEP_SHARE
+TRAIN_STEP_SHARE = 0.15  # of the fast profile's budget
 
 
-@pytest.mark.parametrize("attention", ["hf", "blocked"])
-def test_train_step(sampled, benchmark, run_spec, attention):
-    """Every self-attention layer swapped to `attention` (same weights, same function)."""
-    benchmark.group = "train step"
+def record_steps(sampled, benchmark, run_spec, attention: str, batch: int) -> None:
+    """Sample the step in every worker; file its throughput at the batch it trained at."""
     steps = sampled(
-        "training_step", {"attention": attention, "rounds": ROUNDS + WARMUP_ROUNDS}, ROUNDS, WARMUP_ROUNDS
+        "training_step",
+        {"attention": attention, "rounds": ROUNDS + WARMUP_ROUNDS, "batch_size": batch},
+        ROUNDS,
+        WARMUP_ROUNDS,
     )
     assert all(math.isfinite(s["loss"]) for s in steps), "a training step produced a non-finite loss"
-    size = run_spec.batch_size
-    tokens = size * run_spec.seq_len
+    tokens = batch * run_spec.seq_len
     step_seconds = statistics.median(benchmark.extra_info["process_medians"])
     benchmark.extra_info.update(
         attention=attention,
-        batch_size=size,
+        batch_size=batch,
         seq_len=run_spec.seq_len,
         dtype=run_spec.precision.name,
         tokens_per_step=tokens,
         tokens_per_s=tokens / step_seconds,
-        samples_per_s=size / step_seconds,
+        samples_per_s=batch / step_seconds,
     )
+
+
+def fast_batch(probe, run_spec) -> int:
+    """The run's batch on CUDA; on the CPU the largest of FAST_BATCHES whose rounds in every worker
+    fit TRAIN_STEP_SHARE of the budget, from a measured step at batch 1 (scaled linearly: an
+    overestimate where a larger batch uses the machine better), or a skip that says why."""
+    if run_spec.device.type == "cuda":
+        return run_spec.batch_size
+    job = Job("training_step", {"attention": run_spec.attention, "rounds": 2, "batch_size": 1}, 1, 1)
+    per_sample = probe(job).median
+    budget = FAST_BUDGET_S * TRAIN_STEP_SHARE
+    for batch in (b for b in FAST_BATCHES if b <= run_spec.batch_size):
+        cost = run_spec.workers * (ROUNDS + WARMUP_ROUNDS) * per_sample * batch
+        if cost <= budget:
+            return batch
+    pytest.skip(
+        f"one training step at batch 1 takes {per_sample:.1f} s here: its {ROUNDS + WARMUP_ROUNDS} rounds "
+        f"in {run_spec.workers} workers would take {cost:.0f} s, over the {budget:.0f} s it may have"
+    )
+
+
+@pytest.mark.fast
+def test_train_step_fast(sampled, probe, benchmark, run_spec):
+    """The run's attention, a small batch (fast_batch): the whole training step, judged by `ab`."""
+    benchmark.group = "train step (fast)"
+    record_steps(sampled, benchmark, run_spec, run_spec.attention, fast_batch(probe, run_spec))
+
+
+@pytest.mark.parametrize("attention", ["hf", "blocked"])
+def test_train_step(sampled, benchmark, run_spec, attention):
+    """Every self-attention layer swapped to `attention` (same weights, same function), the run's batch."""
+    benchmark.group = "train step"
+    record_steps(sampled, benchmark, run_spec, attention, run_spec.batch_size)
