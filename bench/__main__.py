@@ -311,9 +311,15 @@ def find_pair_or_fail(path: Path) -> Path:
 
 def power(args: argparse.Namespace) -> int:
     if args.scores:  # reads saved pairs only: no torch
-        from bench.scores import format_scores, measure
+        from bench.scores import format_scores, measure, null_summary, power_table
 
-        print(format_scores(measure([Path(p) for p in args.scores]), len(args.scores)))
+        folders = [Path(p) for p in args.scores]
+        alpha = 0.01 if args.alpha is None else args.alpha
+        print(format_scores(measure(folders), len(folders)))
+        print()
+        print(power_table(folders, (0.02, 0.03, 0.05, 0.10), alpha, args.min_effect))
+        print()
+        print(null_summary(folders, alpha, args.min_effect))
         return 0
     if args.alpha is None:
         args.alpha = 0.001 if args.changes else 0.01
@@ -586,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument(
         "--case",
         default="hf-w32-L512",
-        help="with --ab: hf-w32-L512, blocked-w128-L2048, epoch-slice, or self-test (tests/test_ab.py's)",
+        help="with --ab: hf-w32-L512, blocked-w128-L2048, epoch-slice, train-step, or self-test "
+        "(tests/test_ab.py's)",
     )
     check.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
     check.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")

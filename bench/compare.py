@@ -194,13 +194,15 @@ def judge(
     calibrated, _ = score_change("normalized", base_runs, new, history, confidence)
     calibration, _ = score_change("calibration", base_runs, new, history, confidence)
     earlier = sum(1 for h in history if h.process)
+    forced = "different series (--force): only the calibrated score compares"
     if raw is None or calibrated is None:
         decided_by, reason = "-", "needs 2+ worker processes on each side (--workers)"
-    elif other_series:
-        decided_by, reason = CALIBRATED, "different series (--force): only the calibrated score compares"
     elif not from_history and not process_spread:
         decided_by = "-"
         reason = f"{plural(earlier, 'earlier run')}, {MIN_HISTORY_RUNS} needed for run-to-run spread"
+        reason += f"; {forced}" if other_series else ""
+    elif other_series:
+        decided_by, reason = CALIBRATED, forced
     else:
         decided_by, reason = choose_score(calibration, software_differs)
         if decided_by == CALIBRATED and from_history and raw.se <= calibrated.se:

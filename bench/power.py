@@ -145,7 +145,7 @@ ATTENTION_CASES = {
     "hf-w32-L512": FAST_CASE,
     "blocked-w128-L2048": {**FAST_CASE, "implementation": "blocked", "window": 128, "seq_len": 2048},
 }
-AB_CASES = (*ATTENTION_CASES, "epoch-slice")
+AB_CASES = (*ATTENTION_CASES, "epoch-slice", "train-step")
 # The A/B self-tests' case (tests/test_ab.py): the calibration workload on both sides, whose time
 # over the calibration round beside it is steady, so a verdict on it sees the A/B machinery and the
 # test, not the code. `power --ab --case self-test` measures how often those tests could fail.
@@ -166,6 +166,12 @@ def ab_job(case: str, options: dict) -> Job:
     its budget): an attention case, or the epoch slice at the run's batch size; or the self-tests'."""
     if case == SELF_TEST:
         return SELF_TEST_JOB
+    if case == "train-step":  # the fast profile's step at its CPU batch
+        from bench.benchmarks.test_train_step import FAST_BATCHES, ROUNDS, WARMUP_ROUNDS
+
+        batch = next(b for b in FAST_BATCHES if b <= int(options["batch_size"]))
+        params = {"attention": options["attention"], "rounds": ROUNDS + WARMUP_ROUNDS, "batch_size": batch}
+        return Job("training_step", params, ROUNDS, WARMUP_ROUNDS)
     if case == "epoch-slice":
         from bench.benchmarks.test_epoch_throughput import slice_plans
 

@@ -150,7 +150,7 @@ def latest_verdict(saved: list[Run], fullname: str) -> tuple[str, list[str]]:
     row = finish([judge(fullname, history[-1:], measured[-1], history, confidence=0.99)], 0.01, 0.02)[0]
     note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
     return row.verdict, [
-        html.escape(format_change(row.decided)),
+        html.escape(format_change(row.decided or row.raw)),  # the raw change where nothing decided
         row.decided_by,
         html.escape(row.verdict + note),
     ]

@@ -10,6 +10,7 @@ No torch import.
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 from collections.abc import Callable
@@ -83,6 +84,82 @@ def measure(folders: list[Path], confidence: float = 0.99) -> dict:
     return table
 
 
+def computed_power(
+    se: float, df: float, slowdown: float, rows: int, alpha: float, min_effect: float
+) -> float:
+    """The chance that a true `slowdown` is judged a regression by the verdict rule, from a row's
+    standard error: its estimate must pass both Holm's first, strictest threshold (alpha / rows,
+    one-sided; a conservative bound, later rows get a looser one) and the minimum effect."""
+    threshold = max(float(scipy_stats.t.isf(alpha / rows, df)) * se, math.log1p(min_effect))
+    return float(scipy_stats.t.sf((threshold - math.log1p(slowdown)) / se, df))
+
+
+def power_table(folders: list[Path], levels: tuple[float, ...], alpha: float, min_effect: float) -> str:
+    """Per benchmark, the verdict rule's power at each slowdown, computed from the decided score's
+    standard error in each same-code session (the median over sessions), as `ab` would judge it."""
+    from bench.pairs import judge_saved, load_pair
+
+    powers: dict[str, list[list[float]]] = {}
+    decided: dict[str, list[str]] = {}
+    for folder in folders:
+        rows = judge_saved(load_pair(folder), alpha, min_effect)
+        for row in rows:
+            change = row.decided
+            if change is None or change.se == 0:
+                continue
+            powers.setdefault(row.benchmark, []).append(
+                [
+                    computed_power(change.se, change.df, level, len(rows), alpha, min_effect)
+                    for level in levels
+                ]
+            )
+            decided.setdefault(row.benchmark, []).append(row.decided_by)
+    header = ["benchmark".ljust(54), "decided by".ljust(16), *(f"{level:.0%}".rjust(6) for level in levels)]
+    lines = [
+        f"power of `ab`'s verdict (Holm over the session's rows, alpha {alpha:g}, minimum effect "
+        f"{min_effect:.0%}), computed from each row's standard error; median over {len(folders)} sessions",
+        "",
+        "  ".join(header),
+    ]
+    for name, values in powers.items():
+        median = [statistics.median(v[i] for v in values) for i in range(len(levels))]
+        scores = ", ".join(f"{n} {s}" for s, n in collections.Counter(decided[name]).items())
+        lines.append(
+            "  ".join([short(name).ljust(54), scores.ljust(16), *(f"{100 * p:5.0f}%" for p in median)])
+        )
+    return "\n".join(lines)
+
+
+def null_summary(folders: list[Path], alpha: float, min_effect: float) -> str:
+    """Over the same-code pairs (nothing injected): the decided rows' two-sided p-values against the
+    uniform distribution a calibrated test gives them, each session's smallest Holm-adjusted p,
+    and how many sessions would have failed `--fail-on-regression`."""
+    from bench.pairs import judge_saved, load_pair
+    from bench.verdict import REGRESSION
+
+    p_values, smallest, failed, sessions = [], [], 0, 0
+    for folder in folders:
+        if any(injected for _, _, injected in pair_values(folder).values()):
+            continue
+        rows = judge_saved(load_pair(folder), alpha, min_effect)
+        sessions += 1
+        p_values += [row.decided.p_value for row in rows if row.decided]
+        smallest.append(min((row.p_adjusted for row in rows if row.p_adjusted is not None), default=1.0))
+        failed += any(row.verdict == REGRESSION for row in rows)
+    if not p_values:
+        return "no same-code pairs among those given"
+    uniform = scipy_stats.kstest(p_values, "uniform")
+    return (
+        f"same-code sessions: {sessions}, {failed} would fail --fail-on-regression; smallest Holm p per "
+        f"session: {', '.join(f'{p:.2g}' for p in smallest)}; {len(p_values)} decided rows' p-values "
+        f"against uniform: Kolmogorov-Smirnov D = {uniform.statistic:.3f}, p = {uniform.pvalue:.2g}"
+    )
+
+
+def short(name: str) -> str:
+    return name.split("::")[-1].removeprefix("test_")
+
+
 def format_scores(table: dict, pairs: int, confidence: float = 0.99) -> str:
     """A table: per benchmark, each score's median interval half-width; and per score, over every
     same-code row, the spread of log ratio / SE (calibrated near 1)."""
@@ -90,14 +167,14 @@ def format_scores(table: dict, pairs: int, confidence: float = 0.99) -> str:
     lines = [
         f"{pairs} saved pairs; median half-width of the {100 * confidence:g}% interval, in % of time",
         "",
-        "  ".join(["benchmark".ljust(34), *(s.ljust(19) for s in scores)]),
+        "  ".join(["benchmark".ljust(54), *(s.ljust(19) for s in scores)]),
     ]
     for name, cells in table.items():
         widths = [
             f"+-{100 * math.expm1(statistics.median(cells[s]['half'])):.2f}%" if s in cells else "-"
             for s in scores
         ]
-        lines.append("  ".join([name.split("::")[-1][-34:].ljust(34), *(w.ljust(19) for w in widths)]))
+        lines.append("  ".join([short(name).ljust(54), *(w.ljust(19) for w in widths)]))
     lines += ["", "same-code rows: spread (SD) of log ratio / SE, and how many rows"]
     for score in scores:
         z = [v for cells in table.values() for v in cells.get(score, {}).get("z", [])]

@@ -22,19 +22,28 @@ import pytest
 from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, check_stacks, commit_of
 from bench.errors import BenchInputError
 from bench.options import option_defaults
-from bench.pairs import find_pair, judge_pair, judge_saved, load_pair, save_pair, side_json
+from bench.pairs import (
+    find_pair,
+    format_pair,
+    judge_pair,
+    judge_saved,
+    load_pair,
+    pair_json,
+    save_pair,
+    side_json,
+)
 from bench.power import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job, format_detection, values
 from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
-from bench.stats import NO_CHANGE, REGRESSION
+from bench.verdict import RAW, REGRESSION, finish
 
-# The self-tests' size. A verdict is a statistical test, and CI must not fail on its designed error
-# rate: at ab's alpha (0.01) a same-code session is called changed 1 time in 100. With 4 processes x
-# 15 rounds a side and one server a side the same-code ratio strayed past +-3% in 19 of 100 sessions;
-# this size and alpha were measured with `python -m bench power --ab --case self-test` (README, "The
-# detector checked on itself").
-PROCESSES = 10
-CALIBRATION = SELF_TEST_JOB
-ALPHA = 0.001
+# The self-tests' size. CI must never fail by design, so these tests on live timings assert gross
+# effects only: the same code within a wide band (never the gate's verdict at its alpha), a doubled
+# candidate a regression. Measured with `python -m bench power --ab --case self-test` at 10 x 40
+# rounds, same-code ratios stayed within 0.982-1.013 over 48 sessions (SD of the log ratio 0.75%):
+# at 4 processes x 10 rounds the SD is about twice that, and the band below is 10 of them.
+PROCESSES = 4
+CALIBRATION = dataclasses.replace(SELF_TEST_JOB, rounds=10)
+ALPHA = 0.01
 
 
 def self_test_pool() -> ABPool:
@@ -55,26 +64,26 @@ def verdict_at(pool: ABPool, slowdown: float):
     pool.renew()
     pool.sample(CALIBRATION)
     sides = pool.last.samples
-    return judge_pair(
+    row = judge_pair(
         "calibration",
         values(sides[BASELINE], CALIBRATION, 1),
         values(sides[CANDIDATE], CALIBRATION, 1),
-        alpha=ALPHA,
-        min_effect=0.02,
+        1.0 - ALPHA,
+        [],
     )
+    return finish([row], ALPHA, 0.02)[0]
 
 
-def test_same_code_on_both_sides_is_not_a_regression(pool):
+def test_same_code_on_both_sides_comes_out_within_a_wide_band(pool):
     row = verdict_at(pool, 0.0)
-    assert row.verdict == NO_CHANGE, row
-    assert 0.97 < row.normalized.ratio < 1.03, row
+    assert 0.85 < row.decided.ratio < 1.18, row
 
 
-def test_a_10_percent_slower_candidate_is_a_regression(pool):
-    row = verdict_at(pool, 0.10)
+def test_a_candidate_twice_as_slow_is_a_regression(pool):
+    row = verdict_at(pool, 1.0)
     assert row.verdict == REGRESSION, row
-    assert row.normalized.low < 1.10 * 1.02 and row.normalized.high > 1.10 / 1.02, row  # about 10%
-    assert pool.last.jobs[CANDIDATE].slowdown == 0.10 and pool.last.jobs[BASELINE].slowdown == 0.0
+    assert 1.6 < row.decided.ratio < 2.5, row  # about 2x (the injected work is small matmuls)
+    assert pool.last.jobs[CANDIDATE].slowdown == 1.0 and pool.last.jobs[BASELINE].slowdown == 0.0
 
 
 def test_both_sides_sample_in_their_own_processes_and_keep_every_round(pool):
@@ -248,37 +257,38 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
     )  # the candidate keeps its facts
     assert loaded[BASELINE]["benchmarks"][0]["stats"]["rounds"] == 20
     (row,) = judge_saved(loaded, 0.01, 0.02)
-    assert row.verdict == REGRESSION and row.normalized.ratio == pytest.approx(1.10)
+    assert row.decided_by == RAW and "torch 2.11 vs 2.13" in row.reason  # the sides' torch differs
+    assert row.verdict == REGRESSION and row.raw.ratio == pytest.approx(1.10)
 
 
 def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulates_them(tmp_path):
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
-    measurement = ABPower("hf-w32-L512", 1, 1, processes=6, seconds=3.0, injected=(0.0, 0.25))
+    measurement = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 1.0))
     saved = tmp_path / "power.json"
     result = measurement.run(option_defaults(), saved, progress=lambda done, planned: None)
     assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
     trials = result["trials"]
-    assert sorted(t["level"] for t in trials) == [0.0, 0.25]
+    assert sorted(t["level"] for t in trials) == [0.0, 1.0]
     for trial in trials:
-        assert all(len(trial[side]["normalized"]) == 6 for side in (BASELINE, CANDIDATE))
+        assert all(len(trial[side]["normalized"]) == 4 for side in (BASELINE, CANDIDATE))
         assert len(trial["rounds"][CANDIDATE][0]["seconds"]) == trial["rounds_per_process"] >= 3
     table = {float(k): v for k, v in result["table"].items()}
-    assert table[0.0]["trials"] == table[0.25]["trials"] == 1
-    assert table[0.25]["flagged"] == 1, table  # 25% on a real benchmark, even at this size
+    assert table[0.0]["trials"] == table[1.0]["trials"] == 1
+    assert table[1.0]["flagged"] == 1, table  # twice the time on a real benchmark, even at this size
     text = format_detection(table, AB_COLUMNS)
-    assert "none (false alarm)" in text and "25%" in text and "s per trial" in text
-    ratio = table[0.25]["median_ratio"]
-    assert ratio > 1.1 and table[0.25]["ratio_range"] == f"{ratio:.4f}-{ratio:.4f}"  # one trial: its ratio
+    assert "none (false alarm)" in text and "100%" in text and "s per trial" in text
+    ratio = table[1.0]["median_ratio"]
+    assert ratio > 1.5 and table[1.0]["ratio_range"] == f"{ratio:.4f}-{ratio:.4f}"  # one trial: its ratio
 
 
 def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_settings(tmp_path):
     """`power --ab --resume`: only the missing trials are measured; a file measured with other
     settings, or not a measurement at all, is refused naming --save."""
     saved = tmp_path / "power.json"
-    first = ABPower("hf-w32-L512", 1, 0, processes=4, seconds=1.0, injected=(0.0, 0.25))
+    first = ABPower("hf-w32-L512", 1, 0, processes=4, seconds=0.5, injected=(0.0, 0.25))
     kept = json.loads(json.dumps(first.run(option_defaults(), saved)["trials"]))
     planned = []
-    more = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 0.25))
+    more = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=0.5, injected=(0.0, 0.25))
     result = more.run(
         option_defaults(), saved, lambda done, total: planned.append((done, total)), resume=True
     )
@@ -288,7 +298,7 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
     with pytest.raises(
         BenchInputError, match=r"--save .*power.json: measured with other settings: processes 4 \(now 5\)"
     ):
-        ABPower("hf-w32-L512", 1, 1, processes=5, seconds=1.0).run(option_defaults(), saved, resume=True)
+        ABPower("hf-w32-L512", 1, 1, processes=5, seconds=0.5).run(option_defaults(), saved, resume=True)
     before = json.loads(saved.read_text())
     del before["servers_per_side"]  # as written before it was recorded: two servers a side
     saved.write_text(json.dumps(before))
@@ -308,3 +318,38 @@ def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():
 
     job = ab_job("epoch-slice", {**option_defaults(), "batch_size": "8"})
     assert job.workload == "epoch" and job.params["max_samples"] == SLICE_STEPS * 8
+
+
+def test_the_train_step_power_case_samples_the_fast_profile_step():
+    from bench.benchmarks.test_train_step import FAST_BATCHES
+
+    job = ab_job("train-step", option_defaults())
+    assert job.workload == "training_step" and job.params["batch_size"] == FAST_BATCHES[0]
+
+
+def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
+    loaded = load_pair(save_pair(tmp_path, "s1", fake_pair(1.10)))
+    rows = judge_saved(loaded, 0.01, 0.02)
+    table = format_pair(loaded, rows, 0.01, 0.02, None)
+    assert "+ is slower" in table and "after Holm over these 1 rows" in table
+    (line,) = [line for line in table.splitlines() if line.startswith("x")]
+    assert "+10.0% [" in line and "raw[1]" in line and line.rstrip().endswith("regression")
+    assert "  [1] raw decides: the sides' software differs (torch 2.11 vs 2.13)" in table
+    assert table.splitlines()[-1] == "1 regression"
+    (row,) = json.loads(pair_json(loaded, rows, None))["benchmarks"]
+    assert row["decided_by"] == "raw" and row["verdict"] == "regression" and row["p_adjusted"] < 0.01
+    assert row["calibrated"]["ratio"] == pytest.approx(1.10) and row["needed_seconds"] is None
+
+
+def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):
+    from bench.scores import SCORES, format_scores, measure, null_summary, power_table
+
+    folder = save_pair(tmp_path, "s1", fake_pair(1.0))
+    table = measure([folder])
+    (cells,) = table.values()
+    assert set(cells) == set(SCORES)  # every score could be computed from the saved rounds
+    text = format_scores(table, 1)
+    assert "x" in text and "same-code rows" in text
+    power = power_table([folder], (0.05, 0.10), 0.01, 0.02)
+    assert "5%" in power and "10%" in power and "1 raw" in power  # the torch versions differ
+    assert null_summary([folder], 0.01, 0.02).startswith("same-code sessions: 1, 0 would fail")

@@ -14,10 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
 QUICK = ("--processes", "3", "--seconds", "2")
-# Enough processes that 25% is found every time: with 3 a side Welch's test has ~4 degrees of
-# freedom, and a 25% slowdown of the 3 ms benchmark once came out at p = 0.013 in CI.
-DETECTING = ("--processes", "6", "--seconds", "4")
-VERDICTS = {"regression", "improvement", "no change", "cannot tell"}
+# A gross effect only (CI must never fail by design): twice the time, at 4 processes a side; a 25%
+# slowdown of the 3 ms benchmark at 3 processes once came out at p = 0.013 in CI.
+DETECTING = ("--processes", "4", "--seconds", "2")
+VERDICTS = {"regression", "improvement", "no change", "inconclusive", "cannot tell"}
 
 
 def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -64,7 +64,7 @@ def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
     # compare recognizes the pair; pytest-benchmark reads both sides
     again = bench("compare", "--results", str(results), "--ab")
     assert again.returncode == 0, again.stderr
-    assert "test_attention_step[w32-L512-b2-blocked-forward]" in again.stdout and "ratio" in again.stdout
+    assert "attention_step[w32-L512-b2-blocked-forward]" in again.stdout and "calibrated" in again.stdout
     theirs = subprocess.run(
         [
             str(Path(sys.executable).parent / "pytest-benchmark"),
@@ -81,7 +81,8 @@ def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
 
 def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_path):
     """--baseline-python through a wrapper script (as a second environment would be); the candidate
-    25% slower is flagged, and --fail-on-regression turns that into exit code 1."""
+    twice as slow is flagged, and --fail-on-regression turns that into exit code 1; raw time decides,
+    since the sides' interpreters differ."""
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     wrapper.chmod(0o755)
@@ -94,13 +95,14 @@ def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_p
         "--results",
         str(results),
         "--inject-slowdown",
-        "0.25",
+        "1.0",
         "--fail-on-regression",
         "-k",
         SMALL_CASE,
     )
     assert run.returncode == 1, run.stdout + run.stderr
-    assert "regression" in run.stdout and "25% slowdown injected" in run.stdout
+    assert "regression" in run.stdout and "100% slowdown injected" in run.stdout
+    assert "raw decides: the sides' software differs (executable" in run.stdout
     assert len(pairs_in(results)) == 1
 
 

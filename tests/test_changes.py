@@ -136,16 +136,33 @@ def test_a_torch_upgrade_is_one_series_with_its_step_labelled(tmp_path, capsys):
     assert "1 step in 1 benchmark series" in out
     main(["changes", "--results", str(tmp_path), "--json"])
     (saved,) = json.loads(capsys.readouterr().out)
-    assert saved["found"][0]["step"]["index"] == 14 and saved["score"] in ("raw", "normalized")
+    assert saved["found"][0]["step"]["index"] == 14 and saved["score"] == "raw"  # the software changed
+    assert (
+        saved["why"]
+        == "the software changed in the series (torch 2.13.0 -> 2.14.0, transformers None -> 5.30.0)"
+    )
 
 
-def test_a_drifting_machine_is_read_on_the_normalized_score(tmp_path):
+def test_a_drifting_machine_is_read_on_the_calibrated_score(tmp_path):
     """Raw times wander 20% with the machine (the calibration with them), the code does not."""
     drift = np.exp(noisy(20, 0.2, seed=5))
     for n in range(1, 21):
         save(tmp_path / "cpu", n, drift[n - 1], FINGERPRINT, calibration=drift[n - 1])
     (series,) = changes(tmp_path, warn=print)
-    assert series.score == "normalized" and series.found == []
+    assert series.score == "calibrated" and series.found == []
+
+
+def test_a_step_of_the_calibration_itself_is_read_on_raw_time(tmp_path):
+    """Everything 30% slower from run 11 on, the calibration too, with no software change recorded
+    (a library variable, a changed BLAS): the calibrated score sees nothing; raw time the step."""
+    noise = np.exp(noisy(20, 0.01, seed=6))
+    for n in range(1, 21):
+        scale = 1.3 if n > 10 else 1.0
+        save(tmp_path / "cpu", n, scale * noise[n - 1], FINGERPRINT, calibration=scale)
+    (series,) = changes(tmp_path, warn=print)
+    assert series.score == "raw" and series.why.startswith("the calibration itself stepped +30.0%")
+    (found,) = series.found
+    assert found.step.index == 10 and found.step.ratio == pytest.approx(1.3, abs=0.03)
 
 
 def test_the_report_marks_and_lists_the_change_points(tmp_path):

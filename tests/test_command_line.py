@@ -117,7 +117,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
     )
     assert injected.returncode == 0, injected.stdout + injected.stderr
-    assert "(python -m bench compare):" in injected.stdout  # the saved run judged against the first
+    assert "(python -m bench compare;" in injected.stdout  # the saved run judged against the first
     (second,) = folder.glob("0003_*.json")
     assert json.loads(second.read_text())["benchmarks"][0]["extra_info"]["injected_slowdown"] == 0.25
     verdict = subprocess.run(
@@ -126,7 +126,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         text=True,
         timeout=60,
     )
-    row = next(line for line in verdict.stdout.splitlines() if line.startswith("test_attention_step"))
+    row = next(line for line in verdict.stdout.splitlines() if line.startswith("attention_step"))
     assert "0002_truncated.json" in verdict.stderr  # skipped, by name
     assert f"latest:   {folder.name}/{second.name}" in verdict.stdout
     assert "injected slowdown of 25%" in verdict.stdout
