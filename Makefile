@@ -1,6 +1,7 @@
 # Two entry points on a fresh machine with Python 3.11 and pip:
 #   make bench   set up .venv from the lock, run the fast benchmarks, save the run, print the table
 #   make test    set up .venv from the lock, run every test that needs no GPU and no real checkpoint
+#                (all but the time-to-train benchmark, whose wall-clock budget no shared machine promises)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,8 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 bench: $(STAMP)
 	$(PYTEST) -m fast --benchmark-autosave
 
+# The time-to-train benchmark (slow and convergence) is left to `pytest -m convergence`: it must
+# reach 90% within a wall-clock budget, which a slow or shared machine cannot promise.
 test: $(STAMP)
-	$(PYTEST) --benchmark-disable
+	$(PYTEST) --benchmark-disable -m "not (slow and convergence)"
 
 # Trend charts per benchmark and one self-contained HTML page over results/.
 report: $(STAMP)

@@ -198,8 +198,9 @@ def ab(args: argparse.Namespace) -> int:
         if arg.split("=")[0] in AB_REFUSED:
             raise BenchInputError(f"{arg}: not with ab (it saves both sides under --results itself)")
     python = check_python(args.baseline_python) if args.baseline_python else sys.executable
-    if args.baseline_ref:
-        commit_of(args.baseline_ref)
+    # resolved once, before anything runs: the ref may move while the session runs
+    baseline_commit = commit_of(args.baseline_ref) if args.baseline_ref else None
+    here = checkout_state()  # the candidate's, as it starts
     results = Path(args.results)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
@@ -213,16 +214,23 @@ def ab(args: argparse.Namespace) -> int:
     if not pairs:
         raise BenchInputError("ab: no sampled benchmark was selected (check -m / -k)")
     session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    here = checkout_state()
     sides = {
         BASELINE: {
             **plugin.pool.stacks[BASELINE],
+            "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
             "ref": args.baseline_ref,
-            **({"commit": commit_of(args.baseline_ref), "dirty": False} if args.baseline_ref else here),
+            **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
             "env": env,
             "options": options,
         },
-        CANDIDATE: {**plugin.pool.stacks[CANDIDATE], "ref": None, **here, "env": {}, "options": {}},
+        CANDIDATE: {
+            **plugin.pool.stacks[CANDIDATE],
+            "interpreter": candidate.python,
+            "ref": None,
+            **here,
+            "env": {},
+            "options": {},
+        },
     }
     info = {
         "session": session,

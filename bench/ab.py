@@ -79,18 +79,23 @@ class ABPool:
         self.servers: dict[str, list[Server]] = {}
         self.pairs = []
         try:
-            # every server imports at once (seconds), before anything is timed
-            for side in (self.baseline, self.candidate):
-                self.servers[side.name] = [
-                    Server(side, self.options, self.threads) for _ in range(self.servers_per_side)
-                ]
-            for side in (self.baseline, self.candidate):
-                try:
-                    stacks = [server.ready() for server in self.servers[side.name]]
-                except WorkerFailed as err:
-                    raise BenchInputError(f"{side_flags(side)}: cannot start its workers: {err}") from None
-                self.stacks[side.name] = stacks[0]
-            check_stacks(self.baseline, self.candidate, self.stacks)
+            # one server a side first: a bad interpreter or option is refused after one import of
+            # torch (seconds), not after 2 x servers_per_side of them; then the rest, all at once
+            sides = (self.baseline, self.candidate)
+            self.servers = {side.name: [] for side in sides}
+            for count in (1, self.servers_per_side):
+                for side in sides:
+                    more = count - len(self.servers[side.name])
+                    self.servers[side.name] += [Server(side, self.options, self.threads) for _ in range(more)]
+                for side in sides:
+                    try:
+                        stacks = [server.ready() for server in self.servers[side.name]]
+                    except WorkerFailed as err:
+                        raise BenchInputError(
+                            f"{side_flags(side)}: cannot start its workers: {err}"
+                        ) from None
+                    self.stacks[side.name] = stacks[0]
+                check_stacks(self.baseline, self.candidate, self.stacks)
             self.spawn(self.processes)
         except BaseException:
             self.close()

@@ -207,6 +207,12 @@ def judge(
         decided_by, reason = choose_score(calibration, software_differs)
         if decided_by == CALIBRATED and from_history and raw.se <= calibrated.se:
             decided_by, reason = RAW, "raw is the steadier score here"
+        elif decided_by == RAW and not from_history and not software_differs:
+            # runs minutes apart: raw time moves with the machine (1.3-1.5x here), and the spread
+            # between processes knows nothing of that; measured: a 30% slower torch came out as 4
+            # "improvements" of 12-29% on process spread, the machine faster in the second run
+            decided_by = "-"
+            reason += "; the machine's speed or the stack: process spread alone cannot tell them apart"
     # the seconds shown are the ones the raw change compares: geometric means of per-process medians
     latest_seconds = math.exp(run_level(new.process))
     return Row(

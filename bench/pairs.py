@@ -153,7 +153,7 @@ def stack_differences(sides: dict) -> list[str]:
     base, cand = sides.get(BASELINE, {}), sides.get(CANDIDATE, {})
     out = [
         f"{key} {base.get(key)} vs {cand.get(key)}"
-        for key in ("executable", "python", "torch", "transformers")
+        for key in ("interpreter", "executable", "python", "torch", "transformers")
         if base.get(key) != cand.get(key)
     ]
     for name in sorted({*base.get("env", {}), *cand.get("env", {})}):

@@ -150,6 +150,7 @@ def null_summary(folders: list[Path], alpha: float, min_effect: float) -> str:
         return "no same-code pairs among those given"
     uniform = scipy_stats.kstest(p_values, "uniform")
     return (
+        "(every pair given without an injected slowdown counts as same code)\n"
         f"same-code sessions: {sessions}, {failed} would fail --fail-on-regression; smallest Holm p per "
         f"session: {', '.join(f'{p:.2g}' for p in smallest)}; {len(p_values)} decided rows' p-values "
         f"against uniform: Kolmogorov-Smirnov D = {uniform.statistic:.3f}, p = {uniform.pvalue:.2g}"

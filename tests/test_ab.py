@@ -47,10 +47,13 @@ ALPHA = 0.01
 
 
 def self_test_pool() -> ABPool:
-    """Both sides this checkout, a server a process as `ab` runs them (with one server a side, all
-    of a side's workers share its memory layout: the same code came out 1.0% slower on one side
-    over 43 sessions of one pool, a bias the test cannot see in its process spread)."""
-    return ABPool(Side(BASELINE), Side(CANDIDATE), option_defaults(), PROCESSES, 1, seconds=0.1)
+    """Both sides this checkout, one server a side: each server costs an interpreter importing torch
+    and transformers (12 s of CPU on this machine), and the bias of sharing one (the same code came
+    out 1.0% slower on one side over 43 sessions of one pool) is far inside what these tests assert;
+    `ab` itself runs a server a process."""
+    return ABPool(
+        Side(BASELINE), Side(CANDIDATE), option_defaults(), PROCESSES, 1, seconds=0.1, servers_per_side=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +219,7 @@ def test_an_unknown_ref_is_refused():
 
 def fake_pair(ratio: float) -> dict[str, dict]:
     def sample(pid: int, scale: float) -> ProcessSample:
-        rounds = [scale * (1 + 0.001 * ((pid + i) % 3)) for i in range(5)]
+        rounds = [scale * (1 + 0.01 * pid + 0.001 * ((pid + i) % 3)) for i in range(5)]
         return ProcessSample(pid, rounds, [1.0] * 5)
 
     job = Job("attention_step", {"implementation": "hf"}, rounds=5)
@@ -263,6 +266,7 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
 
 def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulates_them(tmp_path):
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
+    # 4 processes: with 3 a side Welch's test has 2-4 degrees of freedom, and once judged 2x unflagged
     measurement = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 1.0))
     saved = tmp_path / "power.json"
     result = measurement.run(option_defaults(), saved, progress=lambda done, planned: None)
@@ -285,10 +289,10 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
     """`power --ab --resume`: only the missing trials are measured; a file measured with other
     settings, or not a measurement at all, is refused naming --save."""
     saved = tmp_path / "power.json"
-    first = ABPower("hf-w32-L512", 1, 0, processes=4, seconds=0.5, injected=(0.0, 0.25))
+    first = ABPower("hf-w32-L512", 1, 0, processes=2, seconds=0.5, injected=(0.0, 0.25))
     kept = json.loads(json.dumps(first.run(option_defaults(), saved)["trials"]))
     planned = []
-    more = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=0.5, injected=(0.0, 0.25))
+    more = ABPower("hf-w32-L512", 1, 1, processes=2, seconds=0.5, injected=(0.0, 0.25))
     result = more.run(
         option_defaults(), saved, lambda done, total: planned.append((done, total)), resume=True
     )
@@ -296,21 +300,21 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
     assert [t["level"] for t in result["trials"]] == [0.0, 0.25]
     assert json.loads(json.dumps(result["trials"][:1])) == kept  # the saved trial, untouched
     with pytest.raises(
-        BenchInputError, match=r"--save .*power.json: measured with other settings: processes 4 \(now 5\)"
+        BenchInputError, match=r"--save .*power.json: measured with other settings: processes 2 \(now 3\)"
     ):
-        ABPower("hf-w32-L512", 1, 1, processes=5, seconds=0.5).run(option_defaults(), saved, resume=True)
+        ABPower("hf-w32-L512", 1, 1, processes=3, seconds=0.5).run(option_defaults(), saved, resume=True)
     before = json.loads(saved.read_text())
     del before["servers_per_side"]  # as written before it was recorded: two servers a side
     saved.write_text(json.dumps(before))
-    with pytest.raises(BenchInputError, match=r"servers_per_side 2 \(now 4\)"):
-        more.run(option_defaults(), saved, resume=True)
+    with pytest.raises(BenchInputError, match=r"servers_per_side 2 \(now 3\)"):
+        ABPower("hf-w32-L512", 1, 1, processes=3, seconds=0.5).run(option_defaults(), saved, resume=True)
     saved.write_text("[1, 2]")
     with pytest.raises(BenchInputError, match=r"--save .*power.json: not a `power --ab` result"):
         more.run(option_defaults(), saved, resume=True)
 
 
 def test_the_self_test_power_case_measures_these_tests_job():
-    assert ab_job(SELF_TEST, option_defaults()) == CALIBRATION
+    assert ab_job(SELF_TEST, option_defaults()) == SELF_TEST_JOB
 
 
 def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():
@@ -352,4 +356,4 @@ def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):
     assert "x" in text and "same-code rows" in text
     power = power_table([folder], (0.05, 0.10), 0.01, 0.02)
     assert "5%" in power and "10%" in power and "1 raw" in power  # the torch versions differ
-    assert null_summary([folder], 0.01, 0.02).startswith("same-code sessions: 1, 0 would fail")
+    assert "same-code sessions: 1, 0 would fail" in null_summary([folder], 0.01, 0.02)

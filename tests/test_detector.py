@@ -17,7 +17,7 @@ from bench.compare import judge
 from bench.options import option_defaults
 from bench.power import values
 from bench.sampling import Job, WorkerPool
-from bench.verdict import CALIBRATED, REGRESSION, finish
+from bench.verdict import REGRESSION, UNTESTABLE, finish
 
 JOB = Job("calibration", {}, rounds=5, warmup=1)
 WORKERS, HISTORY, BASELINE = 3, 6, 5  # baseline = the last 5 runs (compare --baseline last:5)
@@ -57,6 +57,8 @@ def test_a_run_three_times_as_slow_is_a_regression(history):
 def test_without_history_the_process_spread_finds_3x_when_asked():
     baseline, latest = one_run(), one_run(slowdown=2.0)
     row = judged([baseline], latest, [], confidence=0.99, process_spread=True)
-    assert row.verdict == REGRESSION, row
-    if row.decided_by != CALIBRATED:  # the calibration itself may have moved between the runs
-        assert "calibration itself changed" in row.reason
+    assert row.raw.ratio > 2.2, row
+    if row.decided_by == "-":  # the calibration moved between the runs: the machine, or the stack?
+        assert row.verdict == UNTESTABLE and "cannot tell them apart" in row.reason, row
+    else:
+        assert row.verdict == REGRESSION, row

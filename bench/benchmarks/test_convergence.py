@@ -145,7 +145,6 @@ def test_convergence(benchmark, pytestconfig, run_spec):
 CUDA_LOSS_RTOL = 1e-3
 
 
-@pytest.mark.slow
 @pytest.mark.convergence
 def test_embedded_convergence_is_deterministic(pytestconfig, run_spec):
     """The same seed gives the same losses and accuracy curve: to the last bit on the CPU, within
