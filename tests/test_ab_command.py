@@ -14,8 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
 QUICK = ("--processes", "2", "--seconds", "2")  # every process a server: 12 s of CPU each here
-# A gross effect only (CI must never fail by design): twice the time, at 4 processes a side (at 3, Welch has 2-4 degrees of freedom); a 25%
-# slowdown of the 3 ms benchmark at 3 processes once came out at p = 0.013 in CI.
+# A gross effect only (CI must never fail by design): twice the time, at 4 processes a side (at 3,
+# Welch has 2-4 degrees of freedom); a 25% slowdown of the 3 ms benchmark at 3 once came out at
+# p = 0.013 in CI.
 DETECTING = ("--processes", "4", "--seconds", "2")
 VERDICTS = {"regression", "improvement", "no change", "inconclusive", "cannot tell"}
 
