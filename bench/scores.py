@@ -19,7 +19,9 @@ from pathlib import Path
 from scipy import stats as scipy_stats
 
 from bench.errors import BenchInputError
+from bench.pairs import judge_saved, load_pair, short_name
 from bench.stats import Change, Values, controlled_change, log_ratio_change
+from bench.verdict import REGRESSION
 
 
 def paired_change(baseline: Values, candidate: Values, confidence: float) -> Change | None:
@@ -47,8 +49,6 @@ SCORES: dict[str, Callable[[Values, Values, float], Change | None]] = {
 
 def pair_values(folder: Path) -> dict[str, tuple[Values, Values, float]]:
     """By benchmark: (baseline, candidate, the candidate's injected slowdown) of one saved pair."""
-    from bench.pairs import load_pair
-
     pair = load_pair(folder)
     base = {b["fullname"]: b for b in pair["baseline"]["benchmarks"] if "fullname" in b}
     out = {}
@@ -97,8 +97,6 @@ def computed_power(
 def power_table(folders: list[Path], levels: tuple[float, ...], alpha: float, min_effect: float) -> str:
     """Per benchmark, the verdict rule's power at each slowdown, computed from the decided score's
     standard error in each same-code session (the median over sessions), as `ab` would judge it."""
-    from bench.pairs import judge_saved, load_pair
-
     powers: dict[str, list[list[float]]] = {}
     decided: dict[str, list[str]] = {}
     for folder in folders:
@@ -125,7 +123,7 @@ def power_table(folders: list[Path], levels: tuple[float, ...], alpha: float, mi
         median = [statistics.median(v[i] for v in values) for i in range(len(levels))]
         scores = ", ".join(f"{n} {s}" for s, n in collections.Counter(decided[name]).items())
         lines.append(
-            "  ".join([short(name).ljust(54), scores.ljust(16), *(f"{100 * p:5.0f}%" for p in median)])
+            "  ".join([short_name(name).ljust(54), scores.ljust(16), *(f"{100 * p:5.0f}%" for p in median)])
         )
     return "\n".join(lines)
 
@@ -134,8 +132,6 @@ def null_summary(folders: list[Path], alpha: float, min_effect: float) -> str:
     """Over the same-code pairs (nothing injected): the decided rows' two-sided p-values against the
     uniform distribution a calibrated test gives them, each session's smallest Holm-adjusted p,
     and how many sessions would have failed `--fail-on-regression`."""
-    from bench.pairs import judge_saved, load_pair
-    from bench.verdict import REGRESSION
 
     p_values, smallest, failed, sessions = [], [], 0, 0
     for folder in folders:
@@ -157,10 +153,6 @@ def null_summary(folders: list[Path], alpha: float, min_effect: float) -> str:
     )
 
 
-def short(name: str) -> str:
-    return name.split("::")[-1].removeprefix("test_")
-
-
 def format_scores(table: dict, pairs: int, confidence: float = 0.99) -> str:
     """A table: per benchmark, each score's median interval half-width; and per score, over every
     same-code row, the spread of log ratio / SE (calibrated near 1)."""
@@ -175,7 +167,7 @@ def format_scores(table: dict, pairs: int, confidence: float = 0.99) -> str:
             f"+-{100 * math.expm1(statistics.median(cells[s]['half'])):.2f}%" if s in cells else "-"
             for s in scores
         ]
-        lines.append("  ".join([short(name).ljust(54), *(w.ljust(19) for w in widths)]))
+        lines.append("  ".join([short_name(name).ljust(54), *(w.ljust(19) for w in widths)]))
     lines += ["", "same-code rows: spread (SD) of log ratio / SE, and how many rows"]
     for score in scores:
         z = [v for cells in table.values() for v in cells.get(score, {}).get("z", [])]

@@ -34,9 +34,6 @@ class Change:
     se: float = 0.0  # standard error of the log ratio: the spread the change was tested against
     df: float = math.inf  # degrees of freedom of the t distribution the change was tested on
 
-    def significant(self, alpha: float) -> bool:
-        return self.p_value < alpha
-
     def one_sided(self, slower: bool) -> float:
         """The p-value of "more time" (`slower`) or of "less time" alone: the family-wise gate tests
         each direction on its own (bench/verdict.py)."""
