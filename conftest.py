@@ -14,6 +14,17 @@ from fixtures.options import RUN_SPEC, option_values
 pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data", "fixtures.sampling")
 
 FINGERPRINT = pytest.StashKey[dict]()
+COMPARE = pytest.StashKey[object]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark's own (trylast) pytest_configure
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest-benchmark loads the run to compare with (--benchmark-compare) while it configures,
+    before the run's series (and so its folder) is known: hold the flag back until the session
+    starts, where the storage points at the series folder (pytest_sessionstart)."""
+    config.stash[COMPARE] = getattr(config.option, "benchmark_compare", None)
+    if config.stash[COMPARE]:
+        config.option.benchmark_compare = None
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -36,6 +47,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, dtype and the model
         use_series_storage(benchmark_session, series_folder(fingerprint))
+        if session.config.stash.get(COMPARE, None):  # now the series' own earlier runs
+            session.config.option.benchmark_compare = session.config.stash[COMPARE]
+            benchmark_session.compare = session.config.stash[COMPARE]
+            benchmark_session.handle_loading()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

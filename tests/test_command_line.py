@@ -114,9 +114,17 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         SMALL_CASE,
         "--benchmark-autosave",
         f"--benchmark-storage={storage}",
+        # pytest-benchmark's own gate on the series' first run: it fails the run (not here: 25% is
+        # under 1000%) only if that run was found, and errors out if it was not
+        "--benchmark-compare=0001",
+        "--benchmark-compare-fail=median:1000%",
         env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
     )
     assert injected.returncode == 0, injected.stdout + injected.stderr
+    assert (
+        f"Comparing against benchmarks from: {folder.name}/{saved.name}" in injected.stdout + injected.stderr
+    )
+    assert "INTERNALERROR" not in injected.stdout + injected.stderr
     assert "(python -m bench compare;" in injected.stdout  # the saved run judged against the first
     (second,) = folder.glob("0003_*.json")
     assert json.loads(second.read_text())["benchmarks"][0]["extra_info"]["injected_slowdown"] == 0.25
