@@ -34,12 +34,14 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from bench.history import series_folder
     from bench.options import as_given
     from bench.spec import build_spec
+    from fixtures.sampling import injected_slowdown
     from fixtures.storage import use_series_storage
 
     try:
         spec = build_spec(**option_values(session.config))
     except BenchInputError as err:
         raise pytest.UsageError(as_given(str(err), list(session.config.invocation_params.args))) from None
+    injected_slowdown()  # the self-tests' variable: refused here, not in the first benchmark
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)
     fingerprint = spec.fingerprint()
@@ -55,15 +57,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     spec = config.stash.get(RUN_SPEC, None)
-    if spec is None:
-        return []
-    return [
-        f"longformer-bench: device {spec.device}, dtype {spec.precision.name}, init {spec.init}, "
-        f"batch {spec.batch_size} x seq {spec.seq_len}, window {max(spec.config.attention_window)}, "
-        f"attention {spec.attention}",
-        f"  model {spec.model_dir}",
-        f"  data  {spec.data_dir} ({spec.train.n_samples} train / {spec.eval.n_samples} eval blocks)",
-    ]
+    return [] if spec is None else spec.header()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -14,7 +14,9 @@ import argparse
 import contextlib
 import dataclasses
 import datetime
+import io
 import json
+import os
 import sys
 import tempfile
 import time
@@ -121,8 +123,9 @@ def report(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
-    from bench.compare import any_regression, as_json, compare, format_table
+    from bench.compare import as_json, compare, format_table
     from bench.pairs import find_pair
+    from bench.verdict import any_regression
 
     pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None
     if args.ab or pair:
@@ -175,9 +178,8 @@ AB_REFUSED = (
 
 def ab(args: argparse.Namespace) -> int:
     from bench.ab import BASELINE, CANDIDATE, assignments, check_python, checkout_state, commit_of, worktree
-    from bench.options import OPTIONS
+    from bench.options import OPTIONS, positive_float, positive_int
     from bench.sampling import Side
-    from bench.spec import positive_float, positive_int
 
     processes = positive_int("--processes", args.processes)
     if processes < 2:
@@ -236,6 +238,7 @@ def ab(args: argparse.Namespace) -> int:
         "session": session,
         "sides": sides,
         "processes": processes,
+        "servers_per_side": plugin.pool.servers_per_side,
         "seconds_per_benchmark": seconds,
         "candidate_slowdown": slowdown or 0.0,
     }
@@ -243,32 +246,49 @@ def ab(args: argparse.Namespace) -> int:
 
 
 def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
-    """pytest in this process, its sampled benchmarks on both sides; its output on stderr with --json."""
+    """pytest in this process, its sampled benchmarks on both sides. The session is shown as bars
+    on stderr (fixtures/ab.py); pytest's own output is held back, and then printed whole where the
+    session failed, else its summary alone (skip reasons, counts)."""
     import pytest
 
     from fixtures.ab import ABPlugin
     from fixtures.options import joined_values
 
-    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown)
-    with tempfile.TemporaryDirectory() as tmp:
+    # the terminal as it is now: pytest captures fd 2 while its tests run
+    out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out)
+    held = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, out:
         report = Path(tmp) / "candidate.json"
         pytest_args = [
             "-p",
             "no:cacheprovider",
             "-W",
             "ignore::pytest.PytestAssertRewriteWarning",  # this command imported the plugin first
+            "--benchmark-quiet",  # not "Wrote benchmark data in" a temporary file
             *joined_values(args.pytest_args),
             f"--benchmark-json={report}",
         ]
-        output = contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext()
-        with output:
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(held):
             code = pytest.main(pytest_args, plugins=[plugin])
+        text = held.getvalue()
+        print(text if code else pytest_summary(text), file=out)
+        print(f"ab: the session took {time.perf_counter() - started:.0f} s", file=out)
         candidate_json = json.loads(report.read_text()) if report.exists() else {}
     return code, plugin, candidate_json
 
 
+def pytest_summary(text: str) -> str:
+    """pytest's output from its short test summary on (skip reasons and counts), or its last line."""
+    marker = text.rfind(" short test summary info ")
+    start = text.rfind("\n", 0, marker) + 1 if marker >= 0 else text.rstrip().rfind("\n") + 1
+    return text[start:].rstrip()
+
+
 def judge_and_save(args, results, session, info, pairs, threads, candidate_json) -> int:
-    from bench.pairs import any_regression, format_pair, judge_saved, pair_json, save_pair, side_json
+    from bench.pairs import format_pair, judge_saved, pair_json, save_pair, side_json
+    from bench.verdict import any_regression
 
     saved = {
         side: side_json(candidate_json, side, pairs, threads, info) for side in ("baseline", "candidate")
@@ -292,7 +312,8 @@ def check_thresholds(alpha: float, min_effect: float) -> None:
 
 def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:
     """A saved A/B pair, judged with the in-session test (both sides of one time window)."""
-    from bench.pairs import any_regression, format_pair, judge_saved, load_pair, newest_pair, pair_json
+    from bench.pairs import format_pair, judge_saved, load_pair, newest_pair, pair_json
+    from bench.verdict import any_regression
 
     check_thresholds(args.alpha, args.min_effect)
     if pair is None:
@@ -380,9 +401,8 @@ def power_ab(args: argparse.Namespace) -> int:
     """`power --ab`: trials of `bench ab` on one benchmark, same code on both sides, with a known
     slowdown injected into the candidate; saved after every trial (an interrupted measurement
     keeps what it measured)."""
-    from bench.options import option_defaults
+    from bench.options import option_defaults, positive_float, positive_int
     from bench.power import AB_CASES, AB_COLUMNS, SELF_TEST, ABPower, format_detection
-    from bench.spec import positive_float, positive_int
 
     if args.case not in (*AB_CASES, SELF_TEST):
         raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join((*AB_CASES, SELF_TEST))}")

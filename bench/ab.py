@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import random
 import shutil
+import statistics
 import subprocess
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,18 @@ BASELINE, CANDIDATE = "baseline", "candidate"
 # interpreter importing torch, in parallel) once a session.
 
 
+class Progress:
+    """What a session reports as it goes (`python -m bench ab` draws it: fixtures/ab.py); this
+    one reports nothing."""
+
+    def servers(self, ready: int, total: int) -> None:
+        """`ready` of the session's `total` servers have imported everything."""
+
+    def sampling(self, started: int, workers: int, rounds: int, elapsed: float, ratio: float | None) -> None:
+        """The benchmark being sampled: workers started, rounds done (a worker's, on average),
+        seconds since its rounds began, and the candidate's median round over the baseline's."""
+
+
 @dataclass
 class Pair:
     """One benchmark sampled on both sides: each side's per-process samples and the jobs it ran."""
@@ -69,12 +83,13 @@ class ABPool:
     candidate_slowdown: float | None = None  # the detector's self-tests and power table only
     seed: int = 0
     servers_per_side: int = 0  # 0: one a process; fewer only in self-tests that need speed
+    progress: Progress = field(default_factory=Progress)
     stacks: dict[str, dict] = field(default_factory=dict)
     last: Pair | None = None
     recorded: dict[str, Pair] = field(default_factory=dict)  # by benchmark, filled by fixtures/sampling.py
 
     def __post_init__(self) -> None:
-        self.servers_per_side = self.servers_per_side or self.processes
+        self.servers_per_side = min(self.servers_per_side or self.processes, self.processes)
         self.order = random.Random(self.seed)
         self.servers: dict[str, list[Server]] = {}
         self.pairs = []
@@ -83,18 +98,24 @@ class ABPool:
             # torch (seconds), not after 2 x servers_per_side of them; then the rest, all at once
             sides = (self.baseline, self.candidate)
             self.servers = {side.name: [] for side in sides}
+            ready, total = 0, 2 * self.servers_per_side
+            self.progress.servers(ready, total)
             for count in (1, self.servers_per_side):
                 for side in sides:
                     more = count - len(self.servers[side.name])
                     self.servers[side.name] += [Server(side, self.options, self.threads) for _ in range(more)]
                 for side in sides:
-                    try:
-                        stacks = [server.ready() for server in self.servers[side.name]]
-                    except WorkerFailed as err:
-                        raise BenchInputError(
-                            f"{side_flags(side)}: cannot start its workers: {err}"
-                        ) from None
-                    self.stacks[side.name] = stacks[0]
+                    for server in self.servers[side.name]:
+                        if server.stack is None:
+                            try:
+                                server.ready()
+                            except WorkerFailed as err:
+                                raise BenchInputError(
+                                    f"{side_flags(side)}: cannot start its workers: {err}"
+                                ) from None
+                            ready += 1
+                            self.progress.servers(ready, total)
+                    self.stacks[side.name] = self.servers[side.name][0].stack
                 check_stacks(self.baseline, self.candidate, self.stacks)
             self.spawn(self.processes)
         except BaseException:
@@ -121,7 +142,7 @@ class ABPool:
     def sample(self, job: Job) -> list[ProcessSample]:
         """Sample `job` on both sides (kept in `last`); the candidate's samples, as WorkerPool's
         `sample` returns them, so a benchmark's own recording code runs unchanged."""
-        by_pid = schedule(self.pairs, job, self.interleave, self.seconds, self.order)
+        by_pid = schedule(self.pairs, job, self.interleave, self.seconds, self.order, self.watch())
         samples = {
             BASELINE: [by_pid[base.pid] for base, _ in self.pairs],
             CANDIDATE: [by_pid[cand.pid] for _, cand in self.pairs],
@@ -130,6 +151,25 @@ class ABPool:
         jobs = {BASELINE: job, CANDIDATE: Job(job.workload, job.params, job.rounds, job.warmup, slowdown)}
         self.last = Pair(jobs, samples)
         return samples[CANDIDATE]
+
+    def watch(self) -> Callable[[dict[int, ProcessSample]], None]:
+        """schedule's `tick` for this session's pairs: what `progress.sampling` reports."""
+        baseline = {base.pid for base, _ in self.pairs}
+        workers, began = 2 * len(self.pairs), None
+
+        def tick(samples: dict[int, ProcessSample]) -> None:
+            nonlocal began
+            rounds = sum(len(s.seconds) for s in samples.values()) // workers
+            if began is None and rounds:
+                began = time.perf_counter()
+            sides: tuple[list[float], list[float]] = ([], [])
+            for pid, sample in samples.items():
+                sides[pid in baseline].extend(sample.seconds)
+            ratio = statistics.median(sides[0]) / statistics.median(sides[1]) if all(sides) else None
+            elapsed = 0.0 if began is None else time.perf_counter() - began
+            self.progress.sampling(len(samples), workers, rounds, elapsed, ratio)
+
+        return tick
 
     def probe(self, job: Job) -> ProcessSample:
         """The job's own rounds in one candidate worker, outside the budget and the verdicts: a
@@ -142,9 +182,11 @@ class ABPool:
             for worker in pair:
                 worker.close()
         self.pairs = []
-        for servers in self.servers.values():
-            for server in servers:
-                server.close()
+        servers = [server for side in self.servers.values() for server in side]
+        for server in servers:  # all exit at once: each interpreter's exit takes a while
+            server.stop()
+        for server in servers:
+            server.close()
 
     def __enter__(self) -> ABPool:
         return self

@@ -31,7 +31,6 @@ from bench.verdict import (
     CALIBRATED,
     LEGEND,
     RAW,
-    REGRESSION,
     Row,
     choose_score,
     counts,
@@ -375,7 +374,3 @@ def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
         },
         indent=2,
     )
-
-
-def any_regression(rows: list[Row]) -> bool:
-    return any(row.verdict == REGRESSION for row in rows)

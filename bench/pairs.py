@@ -35,7 +35,6 @@ from bench.verdict import (
     INCONCLUSIVE,
     LEGEND,
     RAW,
-    REGRESSION,
     Row,
     choose_score,
     counts,
@@ -336,11 +335,9 @@ def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str
             "session": ab.get("session"),
             "pair": str(where) if where else None,
             "sides": ab.get("sides"),
+            "processes": ab.get("processes"),
+            "servers_per_side": ab.get("servers_per_side"),  # absent in pairs saved before it was kept
             "benchmarks": benchmarks,
         },
         indent=2,
     )
-
-
-def any_regression(rows: list[Row]) -> bool:
-    return any(row.verdict == REGRESSION for row in rows)

@@ -22,7 +22,7 @@ from pathlib import Path
 from scipy import stats
 
 from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
-from bench.sampling import Job, WorkerPool, summary
+from bench.sampling import Job, Server, WorkerPool, summary
 from bench.stats import Values
 from bench.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, finish
 
@@ -41,13 +41,15 @@ def collect(
     threads: int,
     levels: tuple[float, ...] = LEVELS,
     progress: Callable[[int], None] = lambda done: None,
+    server: Server | None = None,
 ) -> list[dict[float, Values]]:
-    """`runs` runs, each a fresh pool of `workers` processes timing `job` at every level."""
+    """`runs` runs, each a fresh pool of `workers` processes timing `job` at every level; each
+    pool from a server of its own, as a run's, unless `server` is given (a check of this code)."""
     order = random.Random(0)
     collected = []
     for run in range(runs):
         measured = {}
-        with WorkerPool(options, workers, threads) as pool:
+        with WorkerPool(options, workers, threads, server=server) as pool:
             for level in order.sample(levels, len(levels)):
                 job_at = dataclasses.replace(job, slowdown=level)
                 measured[level] = values(pool.sample(job_at), job_at, threads)
@@ -188,6 +190,7 @@ def collect_ab(
     seconds: float,
     done: Callable[[dict], None] = lambda trial: None,
     first_seed: int = 0,
+    servers_per_side: int = 0,
 ) -> None:
     """One A/B session per trial, as `python -m bench ab` runs one: fresh servers and workers for
     both sides (the same checkout), the candidate's rounds stretched by the trial's level, the
@@ -206,6 +209,7 @@ def collect_ab(
             seconds=seconds,
             candidate_slowdown=level,
             seed=first_seed + index,
+            servers_per_side=servers_per_side,
         ) as pool:
             pool.sample(job)
             sides = pool.last.samples
@@ -238,9 +242,11 @@ class ABPower:
     min_effect: float = 0.02
     injected: tuple[float, ...] = AB_LEVELS
 
+    servers: int = 0  # per side; 0: one a process, as `ab` runs (bench/ab.py); fewer: checks of this code
+
     @property
     def servers_per_side(self) -> int:
-        return self.processes  # one server a process, as `ab` runs (bench/ab.py)
+        return self.servers or self.processes
 
     def wanted(self) -> dict[float, int]:
         return {level: self.null_trials if level == 0 else self.trials for level in self.injected}
@@ -311,7 +317,9 @@ class ABPower:
             if save:
                 replace_atomically(save, json.dumps(result, indent=1).encode())
 
-        collect_ab(options, job, levels, self.processes, self.seconds, done, first_seed=len(measured))
+        collect_ab(
+            options, job, levels, self.processes, self.seconds, done, len(measured), self.servers_per_side
+        )
         return result  # as saved after the last trial
 
 

@@ -188,13 +188,19 @@ class Server:
         except (OSError, WorkerFailed):
             return "unknown"
 
-    def close(self) -> None:
+    def stop(self) -> None:
+        """Tell the server to reap its workers and exit; `close` waits for it."""
         with contextlib.suppress(OSError):
             self.conn.send(None)
+
+    def close(self) -> None:
+        """Wait for the server to exit; one that never became ready (another side's failed, or
+        the session was interrupted) is killed at once: it has no workers to reap."""
+        self.stop()
         self.conn.close()
         self.channel.close()
         try:
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=30 if self.stack is not None else 0)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -250,6 +256,7 @@ def schedule(
     interleave: bool,
     seconds: float = 0.0,
     order: random.Random | None = None,
+    tick: Callable[[dict[int, ProcessSample]], None] = lambda samples: None,
 ) -> dict[int, ProcessSample]:
     """The job's rounds in every worker, one worker computing at a time; samples by worker pid.
 
@@ -263,6 +270,7 @@ def schedule(
     Rounds: `job.rounds`; with a budget of `seconds` (the wall time of all timed rounds, their
     calibration rounds included), more sweeps while the budget lasts, every process the same number
     (at most MAX_ROUNDS). Not interleaved, the first worker's share of the budget sets the count.
+    `tick` sees the samples so far after every start and every sweep (or round, not interleaved).
     """
 
     def in_order(slot: Sequence[Worker]) -> list[Worker]:
@@ -272,6 +280,7 @@ def schedule(
 
     def start(worker: Worker) -> None:
         samples[worker.pid] = ProcessSample(worker.ask("start", job)["pid"])
+        tick(samples)
 
     def one_round(worker: Worker) -> None:
         seconds, calibration, facts = worker.ask("round", job)
@@ -293,6 +302,7 @@ def schedule(
                 for worker in in_order(slot):
                     one_round(worker)
             done += 1
+            tick(samples)
         for slot in slots:
             for worker in slot:
                 worker.ask("finish", job)
@@ -307,15 +317,20 @@ def schedule(
                 while more(rounds, started, share):
                     one_round(worker)
                     rounds += 1
+                    tick(samples)
             else:
                 for _ in range(rounds):
                     one_round(worker)
+                    tick(samples)
             worker.ask("finish", job)
     return samples
 
 
 class WorkerPool:
-    """One side's N worker processes, alive until `close()`; one of them computes at any moment."""
+    """One side's N worker processes, alive until `close()`; one of them computes at any moment.
+
+    It forks them from `server` when given (the caller's, left running at `close()`, so that
+    several pools can be forked from one interpreter's imports), else from a server of its own."""
 
     def __init__(
         self,
@@ -326,6 +341,7 @@ class WorkerPool:
         side: Side | None = None,
         server: Server | None = None,
     ) -> None:
+        self.owns_server = server is None
         self.server = server or Server(side or Side(), options, threads)
         self.interleave = interleave
         self.workers: list[Worker] = []
@@ -349,7 +365,8 @@ class WorkerPool:
         for worker in self.workers:
             worker.close()
         self.workers = []
-        self.server.close()
+        if self.owns_server:
+            self.server.close()
 
     def __enter__(self) -> WorkerPool:
         return self

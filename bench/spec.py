@@ -81,6 +81,16 @@ class RunSpec:
     def peak_flops_per_s(self) -> float | None:
         return self.peak_tflops * 1e12 if self.peak_tflops else None
 
+    def header(self) -> list[str]:
+        """What a run's output says first: where it computes, on what model and data."""
+        return [
+            f"longformer-bench: device {self.device}, dtype {self.precision.name}, init {self.init}, "
+            f"batch {self.batch_size} x seq {self.seq_len}, window {max(self.config.attention_window)}, "
+            f"attention {self.attention}",
+            f"  model {self.model_dir}",
+            f"  data  {self.data_dir} ({self.train.n_samples} train / {self.eval.n_samples} eval blocks)",
+        ]
+
 
 def build_spec(
     *,

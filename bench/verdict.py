@@ -111,6 +111,11 @@ def finish(rows: Sequence[Row], alpha: float, min_effect: float) -> list[Row]:
     return out
 
 
+def any_regression(rows: Sequence[Row]) -> bool:
+    """What `--fail-on-regression` fails on (the rows' verdicts are family-wise: `finish`)."""
+    return any(row.verdict == REGRESSION for row in rows)
+
+
 @dataclasses.dataclass(frozen=True)
 class Judged:
     """One row's verdict: the adjusted one-sided p-values and, where inconclusive, how many times

@@ -267,10 +267,11 @@ def test_a_pair_is_saved_whole_and_judged_from_its_files(tmp_path):
 def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulates_them(tmp_path):
     """What `power --ab` and the slow A/B power benchmark run, at a tiny size (two sessions)."""
     # 4 processes: with 3 a side Welch's test has 2-4 degrees of freedom, and once judged 2x unflagged
-    measurement = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 1.0))
+    measurement = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 1.0), servers=1)
     saved = tmp_path / "power.json"
     result = measurement.run(option_defaults(), saved, progress=lambda done, planned: None)
     assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
+    assert result["servers_per_side"] == 1 and result["processes"] == 4
     trials = result["trials"]
     assert sorted(t["level"] for t in trials) == [0.0, 1.0]
     for trial in trials:
@@ -289,10 +290,10 @@ def test_a_power_measurement_goes_on_from_its_saved_trials_and_refuses_other_set
     """`power --ab --resume`: only the missing trials are measured; a file measured with other
     settings, or not a measurement at all, is refused naming --save."""
     saved = tmp_path / "power.json"
-    first = ABPower("hf-w32-L512", 1, 0, processes=2, seconds=0.5, injected=(0.0, 0.25))
+    first = ABPower("hf-w32-L512", 1, 0, processes=2, seconds=0.5, injected=(0.0, 0.25), servers=1)
     kept = json.loads(json.dumps(first.run(option_defaults(), saved)["trials"]))
     planned = []
-    more = ABPower("hf-w32-L512", 1, 1, processes=2, seconds=0.5, injected=(0.0, 0.25))
+    more = ABPower("hf-w32-L512", 1, 1, processes=2, seconds=0.5, injected=(0.0, 0.25), servers=1)
     result = more.run(
         option_defaults(), saved, lambda done, total: planned.append((done, total)), resume=True
     )
@@ -357,3 +358,36 @@ def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):
     power = power_table([folder], (0.05, 0.10), 0.01, 0.02)
     assert "5%" in power and "10%" in power and "1 raw" in power  # the torch versions differ
     assert "same-code sessions: 1, 0 would fail" in null_summary([folder], 0.01, 0.02)
+
+
+def test_the_session_bars_show_servers_then_each_benchmark_against_its_budget():
+    """What `ab` draws on the terminal (fixtures/ab.py), fed the events a session sends."""
+    import io
+
+    from fixtures.ab import Bars
+
+    out = io.StringIO()
+    bars = Bars(out, budget=20.0, every=0)  # every event drawn
+    for ready in range(5):
+        bars.servers(ready, 4)
+    bars.begin("[ 1/2] attention_step[w32-L512-b2-hf-forward]")
+    bars.sampling(started=3, workers=4, rounds=0, elapsed=0.0, ratio=None)
+    bars.sampling(started=4, workers=4, rounds=12, elapsed=25.0, ratio=1.0312)
+    bars.close()
+    text = out.getvalue()
+    assert "starting servers (each imports torch)" in text and "4/4" in text
+    assert "[ 1/2] attention_step[w32-L512-b2-hf-forward]" in text and "starting workers 3/4" in text
+    assert "20/20 s, 12 rounds a worker, candidate/baseline 1.031" in text  # the bar stops at its budget
+
+
+def test_ab_prints_pytests_summary_alone_when_the_session_passed():
+    from bench.__main__ import pytest_summary
+
+    text = (
+        "header\n....\n===== short test summary info =====\nSKIPPED [1] x: why\n== 1 passed, 1 skipped ==\n"
+    )
+    assert (
+        pytest_summary(text)
+        == "===== short test summary info =====\nSKIPPED [1] x: why\n== 1 passed, 1 skipped =="
+    )
+    assert pytest_summary("header\n....\n== 2 passed in 3s ==\n") == "== 2 passed in 3s =="

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.ab import SERVERS_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
 QUICK = ("--processes", "2", "--seconds", "2")  # every process a server: 12 s of CPU each here
@@ -41,7 +43,12 @@ def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
     results = tmp_path / "results"
     run = bench("ab", "--baseline-ref", "HEAD", *QUICK, "--results", str(results), "--json", "-k", SMALL_CASE)
     assert run.returncode == 0, run.stdout + run.stderr
-    verdicts = json.loads(run.stdout)
+    verdicts = json.loads(run.stdout)  # stdout holds the JSON alone; the session went to stderr
+    shown = run.stderr
+    assert "starting servers (each imports torch)" in shown and "4/4" in shown
+    assert "[ 1/1] attention_step[w32-L512-b2-blocked-forward]" in shown and "rounds a worker" in shown
+    assert "1 passed" in shown and "ab: the session took" in shown
+    assert "Wrote benchmark data" not in shown and "Name (time in" not in shown  # no one-sided table
     (row,) = verdicts["benchmarks"]
     assert row["benchmark"].endswith("test_attention_step[w32-L512-b2-blocked-forward]")
     assert (
@@ -51,6 +58,7 @@ def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
     assert verdicts["sides"]["baseline"]["ref"] == "HEAD" and verdicts["sides"]["baseline"]["commit"] == head
+    assert verdicts["servers_per_side"] == 2  # one a process
     (pair,) = pairs_in(results)
     assert sorted(p.name for p in pair.iterdir()) == ["baseline.json", "candidate.json"]
     saved = {side: json.loads((pair / f"{side}.json").read_text()) for side in ("baseline", "candidate")}
@@ -83,7 +91,8 @@ def test_against_head_both_sides_are_saved_as_a_pair_and_judged(tmp_path):
 def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_path):
     """--baseline-python through a wrapper script (as a second environment would be); the candidate
     twice as slow is flagged, and --fail-on-regression turns that into exit code 1; raw time decides,
-    since the sides' interpreters differ."""
+    since the sides' interpreters differ. One server a side (the test-only variable): a gross
+    effect does not need a server a process, which the test above runs."""
     wrapper = tmp_path / "python"
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     wrapper.chmod(0o755)
@@ -100,6 +109,7 @@ def test_another_interpreter_path_and_an_injected_slowdown_is_a_regression(tmp_p
         "--fail-on-regression",
         "-k",
         SMALL_CASE,
+        env={SERVERS_ENV: "1"},
     )
     assert run.returncode == 1, run.stdout + run.stderr
     assert "regression" in run.stdout and "100% slowdown injected" in run.stdout
@@ -139,7 +149,9 @@ def test_bad_input_is_refused_before_anything_is_timed(tmp_path, args, message):
     assert not pairs_in(tmp_path / "results")
 
 
-def test_a_session_that_fails_saves_nothing(tmp_path):
+def test_a_session_that_stops_saves_nothing(tmp_path):
+    """pytest's exit code is passed on and nothing is saved; here it stops at session start, on a
+    bad value of the self-tests' variable, before any server has started."""
     run = bench(
         "ab",
         "--baseline-ref",
@@ -151,8 +163,9 @@ def test_a_session_that_fails_saves_nothing(tmp_path):
         SMALL_CASE,
         env={"LFBENCH_TEST_INJECT_SLOWDOWN": "not-a-number"},
     )
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert "nothing saved" in run.stderr
+    assert run.returncode == 4, run.stdout + run.stderr
+    assert "$LFBENCH_TEST_INJECT_SLOWDOWN 'not-a-number': not a number" in run.stderr
+    assert "ab: the pytest session ended with exit code 4; nothing saved" in run.stderr
     assert not pairs_in(tmp_path / "results")
 
 
@@ -163,3 +176,20 @@ def test_the_power_measurement_refuses_an_unknown_case():
         "--case 'nope': expected one of hf-w32-L512, blocked-w128-L2048, epoch-slice, train-step, self-test"
         in run.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["ab"], ["ab", "--baseline-ref", "HEAD", "--processes", "1"], ["power", "--ab", "--case", "nope"]],
+    ids=["no-baseline", "one-process", "unknown-case"],
+)
+def test_bad_command_lines_are_refused_without_importing_torch(args):
+    """In well under a second, where torch's import alone takes seconds: nothing heavy is imported
+    before the command line has been checked."""
+    code = (
+        "import sys; from bench.__main__ import main; code = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)"
+    )
+    run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2, run.stderr
+    assert "error: " in run.stderr and "torch was imported" not in run.stderr

@@ -142,11 +142,15 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
 
 
 def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
-    """longformer-base's shape on this CPU: the fast profile says why instead of running for an hour
-    (bench/budget.py); no model is built, no step is run."""
-    from fixtures.make_base import generate
+    """A step too costly for the fast profile's budget: the epoch benchmark says why instead of
+    running for an hour (bench/budget.py), after its probe alone (one step at batch 1 and one
+    untimed before it). longformer-base's width and vocabulary, one of its 12 layers, 512 tokens
+    (its step takes about 6 s a sample here; the whole model's 40 s at 1024 would make the probe
+    cost minutes), in 32 workers: the estimate is about 7 times the budget here, twice on a
+    machine three times as fast."""
+    from fixtures.make_base import Shape, generate
 
-    generate(tmp_path, train_samples=4, eval_samples=2)
+    generate(tmp_path, train_samples=4, eval_samples=2, shape=Shape(layers=1))
     result = run_pytest(
         "-m",
         "fast",
@@ -154,11 +158,14 @@ def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
         "epoch_slice",
         f"--model-dir={tmp_path / 'model'}",
         f"--data-dir={tmp_path / 'dataset'}",
+        "--workers=32",
+        "--seq-len=512",
         "--benchmark-disable",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 skipped" in result.stdout
     assert "one training step takes about" in result.stdout and "at batch 16" in result.stdout
+    assert "in 32 workers needs about" in result.stdout
 
 
 def test_the_gpu_script_fits_its_ten_minutes_by_construction():

@@ -16,46 +16,55 @@ import pytest
 from bench.compare import judge
 from bench.options import option_defaults
 from bench.power import values
-from bench.sampling import Job, WorkerPool
+from bench.sampling import Job, Server, Side, WorkerPool
 from bench.verdict import REGRESSION, UNTESTABLE, finish
 
 JOB = Job("calibration", {}, rounds=5, warmup=1)
 WORKERS, HISTORY, BASELINE = 3, 6, 5  # baseline = the last 5 runs (compare --baseline last:5)
 
 
-def one_run(slowdown: float = 0.0):
+@pytest.fixture(scope="module")
+def server():
+    """One interpreter's imports for every run here (each would cost seconds): the runs' workers
+    are fresh processes all the same, and a gross effect does not need a server's own draw."""
+    server = Server(Side(), option_defaults(), threads=1)
+    yield server
+    server.close()
+
+
+def one_run(server: Server, slowdown: float = 0.0):
     """A run as a pytest session makes one: fresh worker processes, every round interleaved."""
     job = dataclasses.replace(JOB, slowdown=slowdown)
-    with WorkerPool(option_defaults(), WORKERS, threads=1) as pool:
+    with WorkerPool(option_defaults(), WORKERS, threads=1, server=server) as pool:
         return values(pool.sample(job), job, 1)
 
 
 @pytest.fixture(scope="module")
-def history():
-    return [one_run() for _ in range(HISTORY)]
+def history(server):
+    return [one_run(server) for _ in range(HISTORY)]
 
 
 def judged(*args, **kwargs):
     return finish([judge("matmul", *args, **kwargs)], 0.01, 0.02)[0]
 
 
-def test_two_runs_of_the_same_code_come_out_within_a_wide_band(history):
+def test_two_runs_of_the_same_code_come_out_within_a_wide_band(server, history):
     """Never the gate's verdict at its alpha (CI must not fail by design): the change only, within
     +-15%, where the calibration workload's normalized runs wander by about 1% here."""
-    row = judged(history[-BASELINE:], one_run(), history, confidence=0.99)
+    row = judged(history[-BASELINE:], one_run(server), history, confidence=0.99)
     assert 0.87 < row.calibrated.ratio < 1.15, row
 
 
-def test_a_run_three_times_as_slow_is_a_regression(history):
+def test_a_run_three_times_as_slow_is_a_regression(server, history):
     """3x, not less: where the calibration moved between runs raw time decides, and raw runs of
     this shared machine wander by 10-20% (its prediction interval is then +-50% or more)."""
-    row = judged(history[-BASELINE:], one_run(slowdown=2.0), history, confidence=0.99)
+    row = judged(history[-BASELINE:], one_run(server, slowdown=2.0), history, confidence=0.99)
     assert row.verdict == REGRESSION, row
     assert row.decided.ratio > 2.2, row  # about the injected 3x
 
 
-def test_without_history_the_process_spread_finds_3x_when_asked():
-    baseline, latest = one_run(), one_run(slowdown=2.0)
+def test_without_history_the_process_spread_finds_3x_when_asked(server):
+    baseline, latest = one_run(server), one_run(server, slowdown=2.0)
     row = judged([baseline], latest, [], confidence=0.99, process_spread=True)
     assert row.raw.ratio > 2.2, row
     if row.decided_by == "-":  # the calibration moved between the runs: the machine, or the stack?

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from bench.options import option_defaults
-from bench.sampling import Job, Side, WorkerFailed, WorkerPool, summary
+from bench.sampling import Job, Server, Side, WorkerFailed, WorkerPool, summary
 from fixtures.sampling import INJECT_ENV, injected_slowdown
 
 PARAMS = {"implementation": "blocked", "window": 32, "seq_len": 512, "batch": 2, "passes": "forward"}
@@ -17,8 +17,16 @@ JOB = Job("attention_step", PARAMS, rounds=2, warmup=1)
 
 
 @pytest.fixture(scope="module")
-def pool():
-    with WorkerPool(option_defaults(), workers=2, threads=1) as workers:
+def server():
+    """One server's imports for the module (each costs seconds); every pool forks its own workers."""
+    server = Server(Side(), option_defaults(), threads=1)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def pool(server):
+    with WorkerPool(option_defaults(), workers=2, threads=1, server=server) as workers:
         yield workers
 
 
@@ -40,9 +48,10 @@ def test_each_worker_is_its_own_process_and_keeps_every_round(pool):
     assert info["normalized_medians"][0] == pytest.approx(sum(ratios) / 2)  # median of two rounds
 
 
-def test_sequential_sampling_keeps_the_same_shape():
-    with WorkerPool(option_defaults(), workers=2, threads=1, interleave=False) as workers:
+def test_sequential_sampling_keeps_the_same_shape(server):
+    with WorkerPool(option_defaults(), workers=2, threads=1, interleave=False, server=server) as workers:
         check_samples(workers.sample(JOB))
+    server.spawn(want_facts=False).close()  # a pool leaves the server it was given running
 
 
 def test_a_failing_job_names_itself_and_its_cause_and_the_pool_goes_on(pool):
@@ -69,8 +78,8 @@ def test_a_closed_worker_has_exited_and_a_dead_one_troubles_nobody(pool):
     check_samples(pool.sample(JOB))
 
 
-def test_a_worker_that_dies_is_reported():
-    with WorkerPool(option_defaults(), workers=1, threads=1) as workers:
+def test_a_worker_that_dies_is_reported(server):
+    with WorkerPool(option_defaults(), workers=1, threads=1, server=server) as workers:
         os.kill(workers.workers[0].pid, signal.SIGKILL)
         with pytest.raises(WorkerFailed, match=r"worker \d+ died \(exit code -9\)"):
             workers.sample(JOB)

@@ -10,6 +10,7 @@ table, as a check of their code; tests/test_ab.py and tests/test_detector.py tes
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 
@@ -17,6 +18,7 @@ import pytest
 
 from bench.compare import MIN_HISTORY_RUNS
 from bench.power import AB_CASES, LEVELS, ABPower, collect, fast_profile_job, tables
+from bench.sampling import Server, Side
 from fixtures.options import option_values
 
 RUNS = 40
@@ -24,7 +26,7 @@ AB_POWER_ENV = "LFBENCH_AB_POWER"
 AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS = 200, 40, 10, 20.0  # `python -m bench ab`'s defaults
 # --benchmark-disable (CI): the same code at the least size that yields a trial, as a check
 CHECK_RUNS = MIN_HISTORY_RUNS + 1
-CHECK_AB = {"null_trials": 1, "trials": 0, "processes": 2, "seconds": 0.0, "injected": (0.0,)}
+CHECK_AB = {"null_trials": 1, "trials": 0, "processes": 2, "seconds": 0.0, "injected": (0.0,), "servers": 1}
 
 
 def skip_unless_cpu(run_spec) -> None:
@@ -35,15 +37,19 @@ def skip_unless_cpu(run_spec) -> None:
 @pytest.mark.slow
 def test_detection_power(benchmark, run_spec, pytestconfig):
     skip_unless_cpu(run_spec)
-    job, runs = fast_profile_job(), RUNS
-    if benchmark.disabled:
-        job, runs = dataclasses.replace(job, rounds=1, warmup=0), CHECK_RUNS
-    workers = run_spec.workers if benchmark.enabled else 1
-    measured = benchmark.pedantic(
-        collect,
-        args=(option_values(pytestconfig), job, runs, workers, run_spec.worker_threads, LEVELS),
-        rounds=1,
-    )
+    job, runs, options = fast_profile_job(), RUNS, option_values(pytestconfig)
+    with contextlib.ExitStack() as stack:
+        server = None  # the measurement: a server a run, as pytest runs have
+        if benchmark.disabled:  # the check: every run's workers forked from one server
+            job, runs = dataclasses.replace(job, rounds=1, warmup=0), CHECK_RUNS
+            server = stack.enter_context(contextlib.closing(Server(Side(), options, 1)))
+        workers = run_spec.workers if benchmark.enabled else 1
+        measured = benchmark.pedantic(
+            collect,
+            args=(options, job, runs, workers, run_spec.worker_threads, LEVELS),
+            kwargs={"server": server},
+            rounds=1,
+        )
     benchmark.extra_info.update(
         job=job.describe(),
         runs=runs,
@@ -61,15 +67,17 @@ def test_detection_power(benchmark, run_spec, pytestconfig):
 def test_ab_detection_power(benchmark, run_spec, pytestconfig, case):
     """`python -m bench power --ab --case CASE`, as a benchmark: the A/B detection table. It takes
     hours (320 A/B sessions of about 45 s), so even a full `pytest` run skips it unless asked;
-    with --benchmark-disable it runs one same-code session of two processes a side."""
+    with --benchmark-disable it runs one same-code session of two processes a side, at batch 1
+    (the epoch slice's and the training step's job at the least size)."""
     skip_unless_cpu(run_spec)
+    options = option_values(pytestconfig)
     if benchmark.disabled:
-        measurement = ABPower(case, **CHECK_AB)
+        measurement, options = ABPower(case, **CHECK_AB), {**options, "batch_size": "1"}
     elif os.environ.get(AB_POWER_ENV) == "1":
         measurement = ABPower(case, AB_NULL_TRIALS, AB_TRIALS, AB_PROCESSES, AB_SECONDS)
     else:
         pytest.skip(
             f"takes hours; run it with: {AB_POWER_ENV}=1 pytest -m slow -k 'ab_detection_power and {case}'"
         )
-    result = benchmark.pedantic(measurement.run, args=(option_values(pytestconfig),), rounds=1)
+    result = benchmark.pedantic(measurement.run, args=(options,), rounds=1)
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "trials"})
