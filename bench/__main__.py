@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 import uuid
 from pathlib import Path
@@ -471,12 +472,33 @@ def presets(_: argparse.Namespace) -> int:
     return 0
 
 
+def command(commands, name: str, handler, summary: str, *examples: str, more: str = "", **kwargs):
+    """A subcommand whose --help starts with its one line and ends with examples."""
+    parser = commands.add_parser(
+        name,
+        help=summary,
+        description=f"{summary}.\n\n{textwrap.fill(more, 90)}" if more else f"{summary}.",
+        epilog="examples:\n" + "\n".join(f"  {example}" for example in examples),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        **kwargs,
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__.splitlines()[0], allow_abbrev=False
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("train", help="train and write a throughput record (torchrun-aware)")
+    run = command(
+        commands,
+        "train",
+        train,
+        "train and write a throughput record (torchrun-aware)",
+        "python -m bench train --max-epochs 1 --record results/train.jsonl",
+        "torchrun --nproc-per-node 8 -m bench train --model-dir longformer_train/model",
+    )
     add_run_options(run)
     run.add_argument("--max-steps", type=int, default=None, help="cut every epoch after this many steps")
     run.add_argument("--data-path", default="device", help="device (the suite's) or flagperf (DataLoader)")
@@ -487,8 +509,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--lr", default="5e-5", help="peak learning rate (default 5e-5, FlagPerf's)")
     run.add_argument("--record", default=None, help="append the run's record to this JSON-lines file")
-    run.set_defaults(handler=train)
-    build = commands.add_parser("prepare", help="raw text -> FlagPerf's npz files; or --check a folder")
+    build = command(
+        commands,
+        "prepare",
+        prepare,
+        "raw text -> FlagPerf's npz files; or --check a folder",
+        "python -m bench prepare --raw wikitext-103-raw --tokenizer longformer_train/model --out data",
+        "python -m bench prepare --check longformer_train/dataset --model-dir longformer_train/model",
+    )
     build.add_argument("--raw", help="folder with wiki.train.raw and wiki.valid.raw")
     build.add_argument("--tokenizer", help="local tokenizer folder (e.g. longformer_train/model)")
     build.add_argument("--out", help="folder to write train_dataset.npz, eval_dataset.npz, manifest.json")
@@ -496,12 +524,25 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--overwrite", action="store_true", help="replace data already in --out")
     build.add_argument("--check", metavar="DIR", help="validate a data folder and print its statistics")
     build.add_argument("--model-dir", help="with --check: the model whose vocabulary the ids must fit")
-    build.set_defaults(handler=prepare)
-    show = commands.add_parser("report", help="trend charts per benchmark and one HTML page")
+    show = command(
+        commands,
+        "report",
+        report,
+        "trend charts per benchmark and one HTML page",
+        "python -m bench report",
+        "python -m bench report --results results --out /tmp/report.html",
+    )
     show.add_argument("--results", default="results", help="the history folder (default results)")
-    show.add_argument("--out", default=None, help="the HTML file (default STORAGE/report.html)")
-    show.set_defaults(handler=report)
-    diff = commands.add_parser("compare", help="the latest run against a baseline: change, interval, verdict")
+    show.add_argument("--out", default=None, help="the HTML file (default RESULTS/report.html)")
+    diff = command(
+        commands,
+        "compare",
+        compare,
+        "the latest saved run against a baseline: change, interval, verdict",
+        "python -m bench compare --fail-on-regression",
+        "python -m bench compare --baseline last:5 --json",
+        "python -m bench compare --ab   # the newest saved A/B pair",
+    )
     diff.add_argument("--results", default="results", help="the history folder (default results)")
     diff.add_argument(
         "--latest", default=None, help="run to judge: file, name or number (default the newest)"
@@ -543,9 +584,13 @@ def main(argv: list[str] | None = None) -> int:
         help="judge a saved A/B pair (default the newest under RESULTS/ab) with the in-session test; "
         "--latest PAIR does the same",
     )
-    diff.set_defaults(handler=compare)
-    steps = commands.add_parser(
-        "changes", help="where each benchmark's level stepped and stayed, and what changed there"
+    steps = command(
+        commands,
+        "changes",
+        changes,
+        "where each benchmark's level stepped and stayed over the saved runs, and what changed there",
+        "python -m bench changes",
+        "python -m bench changes --benchmark train_step --json",
     )
     steps.add_argument("--results", default="results", help="the history folder (default results)")
     steps.add_argument("--alpha", type=float, default=0.001, help="significance of a step (default 0.001)")
@@ -557,13 +602,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     steps.add_argument("--benchmark", default=None, help="only benchmarks whose name contains this")
     steps.add_argument("--json", action="store_true", help="print the series and their steps as JSON")
-    steps.set_defaults(handler=changes)
-    abp = commands.add_parser(
+    abp = command(
+        commands,
         "ab",
+        ab,
+        "baseline and candidate sampled side by side in one session: change, interval, verdict",
+        "python -m bench ab --baseline-ref origin/main -m fast --fail-on-regression   # the PR check",
+        "python -m bench ab --baseline-python ~/venvs/torch-old/bin/python -m fast    # a torch upgrade",
+        "python -m bench ab --baseline-option attention=hf -k train_step_fast",
+        more="It samples the benchmarks that pytest's selection picks on a baseline side and on this "
+        "checkout as it is; every argument ab does not know goes to pytest. Without -m or -k that is "
+        "every benchmark pytest collects, the slow ones included (hours): give -m fast for the PR check.",
         allow_abbrev=False,
-        help="baseline and candidate sampled side by side in one session: ratio, interval, verdict",
-        description="Sample the benchmarks that pytest's selection picks (-m fast, -k ...; every argument "
-        "ab does not know goes to pytest) on a baseline side and on this checkout, in one session.",
     )
     abp.add_argument("--baseline-ref", help="a git ref of this repository: its checkout, this interpreter")
     abp.add_argument("--baseline-python", help="another interpreter (a venv's python or a wrapper script)")
@@ -591,8 +641,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     abp.add_argument("--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed")
     abp.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)  # self-tests only
-    abp.set_defaults(handler=ab)
-    check = commands.add_parser("power", help="how often compare finds injected slowdowns (minutes)")
+    check = command(
+        commands,
+        "power",
+        power,
+        "how often compare, changes or ab find injected slowdowns, and how often they cry wolf",
+        "python -m bench power --runs 40   # compare on fresh runs (minutes)",
+        "python -m bench power --ab --case train-step --null-trials 10 --trials 10 --save power.json",
+        "python -m bench power --changes   # changes on the saved runs (seconds)",
+        "python -m bench power --scores results/ab/*   # the scores' intervals on saved pairs",
+    )
     check.add_argument("--runs", default="40", help="runs, each with fresh worker processes (default 40)")
     check.add_argument(
         "--workers", default="3", help="worker processes per run (default 3, the fast profile's)"
@@ -632,8 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --ab: go on from the trials in --save FILE up to the counts asked for",
     )
-    check.set_defaults(handler=power)
-    commands.add_parser("presets", help="FlagPerf's cases and their commands").set_defaults(handler=presets)
+    command(commands, "presets", presets, "FlagPerf's cases and their commands", "python -m bench presets")
     argv = sys.argv[1:] if argv is None else argv
     args, unknown = parser.parse_known_args(argv)
     if args.command == "ab":

@@ -92,8 +92,9 @@ def select(
             series = ", ".join(sorted({r.series_name for r in runs}))
             where = "" if latest else f" (no series holds two runs: {series})"
             raise BenchInputError(
-                f"no run before {newest.name} in its series to compare with{where}: run the "
-                f"benchmarks again, or name a baseline with --baseline"
+                f"no run before {newest.name} in its series to compare with{where}: save another "
+                f"run (pytest -m fast --benchmark-autosave), or name one: python -m bench compare "
+                f"--baseline RUN"
             )
         return earlier, newest, count
     chosen = find_run(runs, baseline, newest.path.parent)

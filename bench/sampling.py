@@ -219,21 +219,29 @@ class Worker:
     slowdown: float | None = None
 
     def ask(self, command: str, job: Job):
+        self.post(command, job)
+        return self.reply(job)
+
+    def post(self, command: str, job: Job) -> None:
+        """Send a command without waiting for its answer (`reply` takes it)."""
         if self.slowdown is not None:
             job = dataclasses.replace(job, slowdown=self.slowdown)
-        label = self.server.side.label()
-
-        def died() -> str:
-            return (
-                f"{job.describe()}: worker {self.pid}{label} died "
-                f"(exit code {self.server.exitcode(self.pid)})"
-            )
-
         try:
             self.conn.send((command, job.message(), self.want_facts))
         except OSError:
-            raise WorkerFailed(died()) from None
-        return _answer(self.conn, f"{job.describe()} failed in worker {self.pid}{label}", died)
+            raise WorkerFailed(self.died(job)) from None
+
+    def reply(self, job: Job):
+        label = self.server.side.label()
+        return _answer(
+            self.conn, f"{job.describe()} failed in worker {self.pid}{label}", lambda: self.died(job)
+        )
+
+    def died(self, job: Job) -> str:
+        return (
+            f"{job.describe()}: worker {self.pid}{self.server.side.label()} died "
+            f"(exit code {self.server.exitcode(self.pid)})"
+        )
 
     def close(self) -> None:
         """Stop the worker and wait until it has exited (its server reaps it), so that the next
@@ -282,6 +290,23 @@ def schedule(
         samples[worker.pid] = ProcessSample(worker.ask("start", job)["pid"])
         tick(samples)
 
+    def start_all() -> None:
+        """Every worker builds and warms up its job at once (nothing of it is timed): on 2 cores
+        the 20 workers of an A/B session start in half the time."""
+        workers = [worker for slot in slots for worker in in_order(slot)]
+        for worker in workers:
+            worker.post("start", job)
+        failed: WorkerFailed | None = None
+        for worker in workers:  # every answer read, so none is left for the next command
+            try:
+                samples[worker.pid] = ProcessSample(worker.reply(job)["pid"])
+            except WorkerFailed as err:
+                failed = failed or err
+                continue
+            tick(samples)
+        if failed:
+            raise failed
+
     def one_round(worker: Worker) -> None:
         seconds, calibration, facts = worker.ask("round", job)
         sample = samples[worker.pid]
@@ -293,9 +318,7 @@ def schedule(
         return done < job.rounds or (done < MAX_ROUNDS and time.perf_counter() - started < budget)
 
     if interleave:
-        for slot in slots:
-            for worker in in_order(slot):
-                start(worker)
+        start_all()
         done, started = 0, time.perf_counter()
         while more(done, started, seconds):
             for slot in slots:

@@ -112,17 +112,43 @@ def test_a_baseline_worker_that_dies_is_named_with_its_side(pool):
 class FakeWorker:
     """Records the order in which the schedule asks workers for what."""
 
-    def __init__(self, pid: int, log: list) -> None:
-        self.pid, self.log = pid, log
+    def __init__(self, pid: int, log: list, fails_to_start: bool = False) -> None:
+        self.pid, self.log, self.fails_to_start = pid, log, fails_to_start
+        self.pending: list[str] = []
 
     def ask(self, command: str, job: Job):
+        self.post(command, job)
+        return self.reply(job)
+
+    def post(self, command: str, job: Job) -> None:
         self.log.append((command, self.pid))
+        self.pending.append(command)
+
+    def reply(self, job: Job):
+        command = self.pending.pop(0)
         if command == "start":
+            if self.fails_to_start:
+                raise WorkerFailed(f"worker {self.pid} could not build the job")
             return {"pid": self.pid, "warmup": [(0.01, 0.01)]}
         if command == "round":
             time.sleep(0.001)
             return 0.01, 0.01, None
         return self.pid
+
+
+def test_interleaved_workers_all_start_at_once_and_every_answer_is_read():
+    """Starts are untimed, so every worker builds its job at the same time; where one fails, the
+    others' answers are still read (none is left to be taken for the next command's)."""
+    log: list = []
+    pairs = [
+        (FakeWorker(0, log), FakeWorker(1, log, fails_to_start=True)),
+        (FakeWorker(2, log), FakeWorker(3, log)),
+    ]
+    with pytest.raises(WorkerFailed, match="worker 1 could not build"):
+        schedule(pairs, Job("x", {}, rounds=2), True)
+    assert log == [("start", pid) for pid in range(4)]  # all posted before any answer was read
+    assert not any(worker.pending for pair in pairs for worker in pair)  # every answer read
+    assert not any(what == "round" for what, _ in log)
 
 
 def test_interleaved_pairs_sit_side_by_side_in_a_random_order():

@@ -63,6 +63,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     figures = result.stdout.split("the figures behind the times")[1]  # after pytest-benchmark's table
     assert "test_attention_step[w32-L512-b2-blocked-forward]  blocked: " in figures and "tokens/s" in figures
     assert "no verdict yet: no run before" in figures
+    assert "or name one: python -m bench compare --baseline RUN" in figures  # a command that takes it
     (folder,) = [p for p in storage.iterdir() if p.is_dir()]
     (saved,) = folder.glob("0001_*.json")
     run = json.loads(saved.read_text())
@@ -177,3 +178,36 @@ def test_the_gpu_script_fits_its_ten_minutes_by_construction():
     limits = [int(n) for n in re.findall(r"^stage \S+ (\d+) ", script, flags=re.MULTILINE)]
     assert len(limits) == 6 and 30 + sum(limits) <= 480, limits
     assert "timeout -s INT" in script  # pytest, interrupted, still writes what finished
+
+
+def test_every_command_says_what_it_does_and_shows_an_example(capsys):
+    """`python -m bench CMD --help`: its one line, then examples that name the command itself."""
+    import pytest
+
+    from bench.__main__ import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    main_help = capsys.readouterr().out
+    names = ["train", "prepare", "report", "compare", "changes", "ab", "power", "presets"]
+    for name in names:
+        with pytest.raises(SystemExit) as exit_:
+            main([name, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        summary = text.split("\n\n")[1].strip()  # after the usage
+        assert summary.endswith(".") and summary.rstrip(".") in " ".join(main_help.split()), name
+        examples = text.split("examples:\n")[1]
+        assert f"-m bench {name}" in examples, name
+
+
+def test_the_pull_request_selection_is_fast_and_holds_the_training_step():
+    """`make ab` runs `-m pr`: the fast training step and the hf and blocked attention rows, every
+    one of them in the fast profile (dense, the reference, and the epoch slice are left to -m fast)."""
+    picked = run_pytest("--co", "-q", "-m", "pr")
+    names = [line for line in picked.stdout.splitlines() if "::" in line]
+    assert any(name.endswith("test_train_step_fast") for name in names), picked.stdout
+    attention = [name for name in names if "test_attention_step[" in name]
+    assert len(attention) == 8 and not any("dense" in name for name in attention), names
+    outside = run_pytest("--co", "-q", "-m", "pr and not fast")
+    assert outside.returncode == 5, outside.stdout  # pytest's "no tests collected"

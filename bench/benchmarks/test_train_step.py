@@ -63,6 +63,7 @@ def fast_batch(probe, run_spec) -> int:
 
 
 @pytest.mark.fast
+@pytest.mark.pr
 def test_train_step_fast(sampled, probe, benchmark, run_spec):
     """The run's attention, a small batch (fast_batch): the whole training step, judged by `ab`."""
     benchmark.group = "train step (fast)"
