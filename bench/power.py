@@ -22,6 +22,15 @@ from pathlib import Path
 from scipy import stats
 
 from bench.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, judge
+from bench.jobs import (
+    ATTENTION_ROUNDS,
+    ATTENTION_WARMUP,
+    FAST_BATCHES,
+    TRAIN_STEP_ROUNDS,
+    TRAIN_STEP_WARMUP,
+    slice_plans,
+    train_step_params,
+)
 from bench.sampling import Job, Server, WorkerPool, summary
 from bench.stats import Values
 from bench.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, finish
@@ -124,9 +133,7 @@ FAST_CASE = {"implementation": "hf", "window": 32, "seq_len": 512, "batch": 2, "
 
 def fast_profile_job() -> Job:
     """A fast-profile benchmark sampled as the fast profile samples it (test_attention_step.py)."""
-    from bench.benchmarks.test_attention_step import ROUNDS, WARMUP_ROUNDS
-
-    return Job("attention_step", FAST_CASE, ROUNDS, WARMUP_ROUNDS)
+    return Job("attention_step", FAST_CASE, ATTENTION_ROUNDS, ATTENTION_WARMUP)
 
 
 def tables(runs: list[dict[float, Values]], alpha: float, min_effect: float) -> dict[str, dict]:
@@ -169,14 +176,10 @@ def ab_job(case: str, options: dict) -> Job:
     if case == SELF_TEST:
         return SELF_TEST_JOB
     if case == "train-step":  # the fast profile's step at its CPU batch
-        from bench.benchmarks.test_train_step import FAST_BATCHES, ROUNDS, WARMUP_ROUNDS
-
         batch = next(b for b in FAST_BATCHES if b <= int(options["batch_size"]))
-        params = {"attention": options["attention"], "rounds": ROUNDS + WARMUP_ROUNDS, "batch_size": batch}
-        return Job("training_step", params, ROUNDS, WARMUP_ROUNDS)
+        params = train_step_params(options["attention"], batch)
+        return Job("training_step", params, TRAIN_STEP_ROUNDS, TRAIN_STEP_WARMUP)
     if case == "epoch-slice":
-        from bench.benchmarks.test_epoch_throughput import slice_plans
-
         plan = slice_plans(int(options["batch_size"]))[0]
         return Job("epoch", plan.params("device"), plan.rounds, plan.warmup_rounds)
     return dataclasses.replace(fast_profile_job(), params=ATTENTION_CASES[case])

@@ -345,14 +345,14 @@ def test_the_self_test_power_case_measures_these_tests_job():
 
 
 def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():
-    from bench.benchmarks.test_epoch_throughput import SLICE_STEPS
+    from bench.jobs import SLICE_STEPS
 
     job = ab_job("epoch-slice", {**option_defaults(), "batch_size": "8"})
     assert job.workload == "epoch" and job.params["max_samples"] == SLICE_STEPS * 8
 
 
 def test_the_train_step_power_case_samples_the_fast_profile_step():
-    from bench.benchmarks.test_train_step import FAST_BATCHES
+    from bench.jobs import FAST_BATCHES
 
     job = ab_job("train-step", option_defaults())
     assert job.workload == "training_step" and job.params["batch_size"] == FAST_BATCHES[0]

@@ -11,6 +11,7 @@ import statistics
 import pytest
 
 from bench.attention import EXACT
+from bench.jobs import ATTENTION_ROUNDS, ATTENTION_WARMUP
 from bench.metrics import (
     attention_layer_flops,
     counted_flops,
@@ -20,7 +21,6 @@ from bench.metrics import (
 from bench.sampling import Job
 from bench.workloads import attention_step, matmul_size
 
-ROUNDS, WARMUP_ROUNDS = 3, 2  # per worker process
 # (window, seq_len, batch)
 FAST_CASES = [(32, 512, 2), (128, 2048, 2)]
 GPU_CASES = [(512, n, 1) for n in (512, 1024, 2048, 4096)] + [
@@ -42,7 +42,7 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
     did: FLOPs by formula and counted, memory saved for backward (CPU) or peak memory (CUDA)."""
     if params["seq_len"] % params["window"]:
         pytest.skip(f"seq_len {params['seq_len']} is not a multiple of window {params['window']}")
-    sampled("attention_step", params, ROUNDS, WARMUP_ROUNDS)
+    sampled("attention_step", params, ATTENTION_ROUNDS, ATTENTION_WARMUP)
     device = run_spec.device
     work = attention_step(run_spec, **params)
     median = statistics.median(benchmark.extra_info["process_medians"])
@@ -113,7 +113,7 @@ def test_attention_speedup_at_base_dims(sampled, sample, benchmark, run_spec, fa
     measure_layer(sampled, benchmark, run_spec, layer_params(faster, case, "forward_backward", **BASE_DIMS))
 
     def worker_median(workload: str, params: dict) -> float:
-        return statistics.median(s.median for s in sample(Job(workload, params, ROUNDS)))
+        return statistics.median(s.median for s in sample(Job(workload, params, ATTENTION_ROUNDS)))
 
     hf_seconds = worker_median("attention_step", layer_params("hf", case, "forward_backward", **BASE_DIMS))
     size = matmul_size(run_spec.device)

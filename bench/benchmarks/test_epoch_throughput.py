@@ -6,7 +6,7 @@ worker process after a few untimed warm-up steps (bench/workloads.py). Two data 
 host, `.item()` every step), to see what the data path costs.
 
 The fast profile (and so `bench ab -m fast`) runs an epoch slice instead: the same code, each round
-capped at the first SLICE_STEPS batches of an epoch and of the eval set, so that a round takes
+capped at the first SLICE_STEPS (bench/jobs.py) batches of an epoch and of the eval set, so that a round takes
 about a second and repeats often enough to compare. Its size is planned to fit the fast profile's
 budget with any model and data (bench/budget.py): a smaller slice for a costly step, the whole
 epoch on CUDA when that fits too, and a skip, with the estimate, when not even one step fits.
@@ -23,32 +23,24 @@ from bench.budget import (
     FAST_BUDGET_S,
     DoesNotFit,
     EpochPlan,
-    candidate_plans,
     plan_epoch,
 )
+from bench.jobs import EPOCH_PROBE, EPOCH_ROUNDS, slice_plans
 from bench.metrics import efficiency, model_flops_per_sample, peak_flops
 from bench.sampling import Job
 from bench.train import summarize
-
-ROUNDS = 1  # whole epochs per worker process
-SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP = 2, 3, 1  # batches a slice, slices per worker process
-# one training step at batch 1 and a one-sample evaluation, after one untimed step: what sizes the slice
-PROBE = EpochPlan(max_samples=1, rounds=1, warmup_rounds=0, warmup_steps=1, batch_size=1)
-
-
-def slice_plans(batch: int) -> list[EpochPlan]:
-    """The slices the fast form tries, largest first (the first is the embedded default's)."""
-    return candidate_plans(batch, SLICE_STEPS, SLICE_ROUNDS, SLICE_WARMUP)
 
 
 def fast_plan(probe, run_spec) -> EpochPlan:
     """The largest fast form whose expected time fits the budget (bench/budget.py), or a skip:
     on CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
-    round_s = probe(Job("epoch", PROBE.params("device"), PROBE.rounds, PROBE.warmup_rounds)).median
+    round_s = probe(
+        Job("epoch", EPOCH_PROBE.params("device"), EPOCH_PROBE.rounds, EPOCH_PROBE.warmup_rounds)
+    ).median
     size = run_spec.batch_size
     plans = slice_plans(size)
     if run_spec.device.type == "cuda":
-        plans.insert(0, EpochPlan(0, ROUNDS, 0))
+        plans.insert(0, EpochPlan(0, EPOCH_ROUNDS, 0))
     try:
         return plan_epoch(
             plans,
@@ -106,9 +98,9 @@ def test_epoch_slice_throughput(sampled, probe, benchmark, run_spec):
 
 def test_epoch_throughput(sampled, benchmark, run_spec):
     """The suite's data path (whole epochs over all worker processes summed into one summary)."""
-    record_epochs(sampled, benchmark, run_spec, "device", EpochPlan(0, ROUNDS, 0))
+    record_epochs(sampled, benchmark, run_spec, "device", EpochPlan(0, EPOCH_ROUNDS, 0))
 
 
 def test_epoch_throughput_flagperf_path(sampled, benchmark, run_spec):
     """FlagPerf's data path, beside the suite's in full runs (it costs too much for the fast profile)."""
-    record_epochs(sampled, benchmark, run_spec, "flagperf", EpochPlan(0, ROUNDS, 0))
+    record_epochs(sampled, benchmark, run_spec, "flagperf", EpochPlan(0, EPOCH_ROUNDS, 0))

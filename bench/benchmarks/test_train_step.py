@@ -14,20 +14,17 @@ import statistics
 import pytest
 
 from bench.budget import FAST_BUDGET_S
+from bench.jobs import FAST_BATCHES, TRAIN_STEP_ROUNDS, TRAIN_STEP_SHARE, TRAIN_STEP_WARMUP, train_step_params
 from bench.sampling import Job
-
-ROUNDS, WARMUP_ROUNDS = 5, 2  # per worker process
-FAST_BATCHES = (2, 1)  # on the CPU, the largest of these whose rounds fit TRAIN_STEP_SHARE
-TRAIN_STEP_SHARE = 0.15  # of the fast profile's budget
 
 
 def record_steps(sampled, benchmark, run_spec, attention: str, batch: int) -> None:
     """Sample the step in every worker; file its throughput at the batch it trained at."""
     steps = sampled(
         "training_step",
-        {"attention": attention, "rounds": ROUNDS + WARMUP_ROUNDS, "batch_size": batch},
-        ROUNDS,
-        WARMUP_ROUNDS,
+        train_step_params(attention, batch),
+        TRAIN_STEP_ROUNDS,
+        TRAIN_STEP_WARMUP,
     )
     assert all(math.isfinite(s["loss"]) for s in steps), "a training step produced a non-finite loss"
     tokens = batch * run_spec.seq_len
@@ -51,13 +48,13 @@ def fast_batch(probe, run_spec) -> int:
         return run_spec.batch_size
     job = Job("training_step", {"attention": run_spec.attention, "rounds": 2, "batch_size": 1}, 1, 1)
     per_sample = probe(job).median
-    budget = FAST_BUDGET_S * TRAIN_STEP_SHARE
+    budget, rounds = FAST_BUDGET_S * TRAIN_STEP_SHARE, TRAIN_STEP_ROUNDS + TRAIN_STEP_WARMUP
     for batch in (b for b in FAST_BATCHES if b <= run_spec.batch_size):
-        cost = run_spec.workers * (ROUNDS + WARMUP_ROUNDS) * per_sample * batch
+        cost = run_spec.workers * rounds * per_sample * batch
         if cost <= budget:
             return batch
     pytest.skip(
-        f"one training step at batch 1 takes {per_sample:.1f} s here: its {ROUNDS + WARMUP_ROUNDS} rounds "
+        f"one training step at batch 1 takes {per_sample:.1f} s here: its {rounds} rounds "
         f"in {run_spec.workers} workers would take {cost:.0f} s, over the {budget:.0f} s it may have"
     )
 
