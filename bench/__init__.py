@@ -1,6 +1,12 @@
-"""longformer-bench harness: model, data, masking, timing and machine identity.
+"""longformer-bench: the library under the benchmarks, importable without pytest.
 
-Importable without pytest; the pytest side lives in `fixtures/` and `bench/benchmarks/`.
+Three layers, top to bottom: the commands (`python -m bench`, bench/__main__.py); the verdicts on
+saved values (stats, verdict, history, compare, changes, pairs, scores, summary, report: no torch,
+checked by `make lint`), and the detection-power tools (power, step_power); the measuring engine
+(sampling, worker, workloads, ab, budget, jobs) over the training harness (model, data, masking,
+attention, train, runner, spec, device, distributed, metrics, fingerprint, flagperf_data,
+prepare). The pytest side lives in `fixtures/` and `bench/benchmarks/`; no library module imports
+a benchmark module.
 """
 
 import os
