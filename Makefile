@@ -59,4 +59,4 @@ embedded: $(STAMP)
 	$(BIN)/python -m fixtures.make_embedded
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache *.egg-info
