@@ -98,29 +98,32 @@ class ABPool:
             # torch (seconds), not after 2 x servers_per_side of them; then the rest, all at once
             sides = (self.baseline, self.candidate)
             self.servers = {side.name: [] for side in sides}
-            ready, total = 0, 2 * self.servers_per_side
-            self.progress.servers(ready, total)
+            self.progress.servers(0, 2 * self.servers_per_side)
             for count in (1, self.servers_per_side):
                 for side in sides:
                     more = count - len(self.servers[side.name])
                     self.servers[side.name] += [Server(side, self.options, self.threads) for _ in range(more)]
                 for side in sides:
-                    for server in self.servers[side.name]:
-                        if server.stack is None:
-                            try:
-                                server.ready()
-                            except WorkerFailed as err:
-                                raise BenchInputError(
-                                    f"{side_flags(side)}: cannot start its workers: {err}"
-                                ) from None
-                            ready += 1
-                            self.progress.servers(ready, total)
+                    self.wait_for_servers(side)
                     self.stacks[side.name] = self.servers[side.name][0].stack
                 check_stacks(self.baseline, self.candidate, self.stacks)
             self.spawn(self.processes)
         except BaseException:
             self.close()
             raise
+
+    def wait_for_servers(self, side: Side) -> None:
+        """Until each of the side's servers has imported everything; one that cannot is the user's
+        to fix (the side's flags named), before anything is timed."""
+        for server in self.servers[side.name]:
+            if server.stack is not None:
+                continue
+            try:
+                server.ready()
+            except WorkerFailed as err:
+                raise BenchInputError(f"{side_flags(side)}: cannot start its workers: {err}") from None
+            ready = sum(s.stack is not None for servers in self.servers.values() for s in servers)
+            self.progress.servers(ready, 2 * self.servers_per_side)
 
     def spawn(self, processes: int) -> None:
         """Workers in pairs, each side's spread over its servers in turn."""

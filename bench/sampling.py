@@ -286,26 +286,25 @@ def schedule(
 
     samples: dict[int, ProcessSample] = {}
 
-    def start(worker: Worker) -> None:
-        samples[worker.pid] = ProcessSample(worker.ask("start", job)["pid"])
+    def record_start(worker: Worker, answer: dict) -> None:
+        samples[worker.pid] = ProcessSample(answer["pid"])
         tick(samples)
 
-    def ask_all(workers: list[Worker], command: str) -> None:
+    def ask_all(
+        workers: list[Worker], command: str, each: Callable[[Worker, object], None] = lambda w, a: None
+    ) -> None:
         """`command` to every worker at once, for what is not timed (building and warming up a
         job, giving its memory back): on 2 cores the 20 workers of an A/B session take half the
-        time. Every answer is read, so none is left for the next command, before a failure is."""
+        time. `each` gets every answer as it comes; every answer is read, so none is left for the
+        next command, before a failure is raised."""
         for worker in workers:
             worker.post(command, job)
         failed: WorkerFailed | None = None
         for worker in workers:
             try:
-                answer = worker.reply(job)
+                each(worker, worker.reply(job))
             except WorkerFailed as err:
                 failed = failed or err
-                continue
-            if command == "start":
-                samples[worker.pid] = ProcessSample(answer["pid"])
-                tick(samples)
         if failed:
             raise failed
 
@@ -320,7 +319,7 @@ def schedule(
         return done < job.rounds or (done < MAX_ROUNDS and time.perf_counter() - started < budget)
 
     if interleave:
-        ask_all([worker for slot in slots for worker in in_order(slot)], "start")
+        ask_all([worker for slot in slots for worker in in_order(slot)], "start", record_start)
         done, started = 0, time.perf_counter()
         while more(done, started, seconds):
             for slot in slots:
@@ -334,7 +333,7 @@ def schedule(
     share = seconds / max(1, sum(len(slot) for slot in slots))
     for slot in slots:
         for worker in in_order(slot):
-            start(worker)
+            record_start(worker, worker.ask("start", job))
             if rounds is None:  # decided once, by the first worker's share of the budget
                 rounds, started = 0, time.perf_counter()
                 while more(rounds, started, share):
