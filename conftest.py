@@ -1,5 +1,5 @@
 """Options and hooks only: validate the run before anything is timed, describe the machine, and
-file saved runs under their series (hardware and run configuration, bench/history.py).
+file saved runs under their series (hardware and run configuration, bench/base/history.py).
 
 The options themselves live in fixtures/options.py (loaded before pytest parses the command line);
 the fixtures live in fixtures/.
@@ -29,11 +29,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Every bad option or input file stops the run here, with its message, before any timing."""
-    from bench.device import use_threads
-    from bench.errors import BenchInputError
-    from bench.history import series_folder
-    from bench.options import as_given
-    from bench.spec import build_spec
+    from bench.base.errors import BenchInputError
+    from bench.base.history import series_folder
+    from bench.harness.device import use_threads
+    from bench.harness.options import as_given
+    from bench.harness.spec import build_spec
     from fixtures.sampling import injected_slowdown
     from fixtures.storage import use_series_storage
 
@@ -81,7 +81,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
     """Add the stack that decides a timing; pytest-benchmark's own id ignores GPU and torch."""
-    from bench.fingerprint import fingerprint_id
+    from bench.harness.fingerprint import fingerprint_id
 
     fingerprint = config.stash[FINGERPRINT]
     machine_info["longformer_bench"] = fingerprint
@@ -92,7 +92,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     """The figures the run was for (throughput, MFU, memory, speedups, convergence) and, when this
     run was saved beside earlier ones, compare's verdict per benchmark."""
-    from bench.summary import Measured, summary_lines, verdict_lines
+    from bench.verdicts.summary import Measured, summary_lines, verdict_lines
     from fixtures.ab import AB_POOL
 
     session = getattr(config, "_benchmarksession", None)

@@ -1,12 +1,15 @@
 """longformer-bench: the library under the benchmarks, importable without pytest.
 
-Three layers, top to bottom: the commands (`python -m bench`, bench/__main__.py); the verdicts on
-saved values (stats, verdict, history, compare, changes, pairs, scores, summary, report: no torch,
-checked by `make lint`), and the detection-power tools (power, step_power); the measuring engine
-(sampling, worker, workloads, ab, budget, jobs) over the training harness (model, data, masking,
-attention, train, runner, spec, device, distributed, metrics, fingerprint, flagperf_data,
-prepare). The pytest side lives in `fixtures/` and `bench/benchmarks/`; no library module imports
-a benchmark module.
+Layers, top to bottom (each may import the ones below it, never one above; `make lint` checks it):
+
+    bench/benchmarks/, bench/cli/   the pytest benchmarks and `python -m bench`'s commands
+    bench/power/                    how often the verdicts find a known slowdown
+    bench/verdicts/                 what saved values mean (no torch)
+    bench/measure/                  how values are obtained: workers, calibration, the A/B pool
+    bench/harness/                  what trains Longformer the way FlagPerf does
+    bench/base/                     the input error and the results store
+
+The pytest side's fixtures and options live in `fixtures/` and `conftest.py` at the top level.
 """
 
 import os

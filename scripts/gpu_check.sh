@@ -32,10 +32,10 @@ SUMMARY="$OUT/summary.txt"
 "$PY" -m fixtures.make_base --out "$BASE" > /dev/null
 FULL=(--model-dir="$BASE/model" --data-dir="$BASE/dataset" --batch-size=16 --seq-len=1024)
 
-figures() {  # figures JSON: one line per finished benchmark (bench/summary.py), appended to the summary
+figures() {  # figures JSON: one line per finished benchmark (bench/verdicts/summary.py), appended to the summary
     "$PY" - "$1" >> "$SUMMARY" 2>&1 <<'PYEOF'
 import json, sys
-from bench.summary import Measured, summary_lines
+from bench.verdicts.summary import Measured, summary_lines
 try:
     run = json.load(open(sys.argv[1]))
 except (OSError, ValueError) as err:

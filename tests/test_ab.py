@@ -1,4 +1,5 @@
-"""A/B in one session (bench/ab.py, bench/pairs.py): the schedule, the detector on itself, the pair files.
+"""A/B in one session (bench/measure/ab.py, bench/verdicts/pairs.py): the schedule, the detector on
+itself, the pair files.
 
 The detector tests measure the calibration workload itself on both sides: its time over the
 calibration round beside it is steady even on a shared CPU, so they check the A/B machinery and the
@@ -19,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, check_stacks, commit_of
-from bench.errors import BenchInputError
-from bench.options import option_defaults
-from bench.pairs import (
+from bench.base.errors import BenchInputError
+from bench.harness.options import option_defaults
+from bench.measure.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, check_stacks, commit_of
+from bench.measure.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
+from bench.power.ab import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job
+from bench.power.detection import format_detection, values
+from bench.verdicts.pairs import (
     find_pair,
     format_pair,
     judge_pair,
@@ -32,9 +36,7 @@ from bench.pairs import (
     save_pair,
     side_json,
 )
-from bench.power import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job, format_detection, values
-from bench.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
-from bench.verdict import RAW, REGRESSION, finish
+from bench.verdicts.verdict import RAW, REGRESSION, finish
 
 # The self-tests' size. CI must never fail by design, so these tests on live timings assert gross
 # effects only: the same code within a wide band (never the gate's verdict at its alpha), a doubled
@@ -345,14 +347,14 @@ def test_the_self_test_power_case_measures_these_tests_job():
 
 
 def test_the_epoch_slice_power_case_samples_the_fast_profile_slice():
-    from bench.jobs import SLICE_STEPS
+    from bench.measure.jobs import SLICE_STEPS
 
     job = ab_job("epoch-slice", {**option_defaults(), "batch_size": "8"})
     assert job.workload == "epoch" and job.params["max_samples"] == SLICE_STEPS * 8
 
 
 def test_the_train_step_power_case_samples_the_fast_profile_step():
-    from bench.jobs import FAST_BATCHES
+    from bench.measure.jobs import FAST_BATCHES
 
     job = ab_job("train-step", option_defaults())
     assert job.workload == "training_step" and job.params["batch_size"] == FAST_BATCHES[0]
@@ -373,7 +375,7 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
 
 
 def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):
-    from bench.scores import SCORES, format_scores, measure, null_summary, power_table
+    from bench.power.scores import SCORES, format_scores, measure, null_summary, power_table
 
     folder = save_pair(tmp_path, "s1", fake_pair(1.0))
     table = measure([folder])
@@ -407,7 +409,7 @@ def test_the_session_bars_show_servers_then_each_benchmark_against_its_budget():
 
 
 def test_ab_prints_pytests_summary_alone_when_the_session_passed():
-    from bench.__main__ import pytest_summary
+    from bench.cli.ab import pytest_summary
 
     text = (
         "header\n....\n===== short test summary info =====\nSKIPPED [1] x: why\n== 1 passed, 1 skipped ==\n"

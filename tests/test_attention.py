@@ -8,8 +8,8 @@ import pytest
 import torch
 from transformers import LongformerConfig, LongformerForMaskedLM
 
-from bench.attention import CLASSES, layer_inputs, make_layer, use_attention
-from bench.metrics import attention_layer_flops, counted_flops, saved_bytes_for_backward
+from bench.harness.attention import CLASSES, layer_inputs, make_layer, use_attention
+from bench.harness.metrics import attention_layer_flops, counted_flops, saved_bytes_for_backward
 
 FP32_TOLERANCE = 1e-5  # relative error (norm of the difference over norm of the reference)
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa; both sides round differently
@@ -178,7 +178,7 @@ def test_whether_anything_is_padding_is_asked_once_a_forward_not_once_a_layer(
     run_spec, initial_model, monkeypatch
 ):
     """`is_index_masked.any()` is a host sync; HF's layer does not pay it in every layer, ours must not."""
-    from bench import attention
+    from bench.harness import attention
 
     calls: list[int] = []
     compute = attention.any_masked.compute
@@ -196,7 +196,7 @@ def test_whether_anything_is_padding_is_asked_once_a_forward_not_once_a_layer(
 def test_flex_block_masks_are_built_once_per_shape_and_padding_mask(monkeypatch):
     import torch.nn.attention.flex_attention as flex
 
-    from bench.attention import flex_block_mask
+    from bench.harness.attention import flex_block_mask
 
     built: list[tuple] = []
     monkeypatch.setattr(flex, "create_block_mask", lambda *args, **kwargs: built.append(args) or object())

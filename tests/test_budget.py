@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.budget import DoesNotFit, EpochPlan, candidate_plans, plan_cost, plan_epoch
+from bench.measure.budget import DoesNotFit, EpochPlan, candidate_plans, plan_cost, plan_epoch
 
 PLANS = candidate_plans(16, slice_steps=2, slice_rounds=3, slice_warmup=1)
 

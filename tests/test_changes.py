@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bench.__main__ import main
-from bench.changes import changes, find_steps, stepped_near
-from bench.report import write_report
+from bench.verdicts.changes import changes, find_steps, stepped_near
+from bench.verdicts.report import write_report
 
 pytest.importorskip("ruptures", reason="ruptures is in the lock; a bare GPU runner may lack it")
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.history import series_folder
+from bench.base.history import series_folder
 from fixtures import EMBEDDED_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +144,7 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
 
 def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
     """A step too costly for the fast profile's budget: the epoch benchmark says why instead of
-    running for an hour (bench/budget.py), after its probe alone (one step at batch 1 and one
+    running for an hour (bench/measure/budget.py), after its probe alone (one step at batch 1 and one
     untimed before it). longformer-base's width and vocabulary, one of its 12 layers, 512 tokens
     (its step takes about 6 s a sample here; the whole model's 40 s at 1024 would make the probe
     cost minutes), in 32 workers: the estimate is about 7 times the budget here, twice on a

@@ -8,9 +8,17 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import main
-from bench.compare import baseline_for, compare, load_runs, select
-from bench.errors import BenchInputError
-from bench.verdict import CALIBRATED, IMPROVEMENT, INCONCLUSIVE, NO_CHANGE, RAW, REGRESSION, UNTESTABLE
+from bench.base.errors import BenchInputError
+from bench.verdicts.compare import baseline_for, compare, load_runs, select
+from bench.verdicts.verdict import (
+    CALIBRATED,
+    IMPROVEMENT,
+    INCONCLUSIVE,
+    NO_CHANGE,
+    RAW,
+    REGRESSION,
+    UNTESTABLE,
+)
 
 FINGERPRINT = {
     "device": "cpu",

@@ -13,11 +13,11 @@ import dataclasses
 
 import pytest
 
-from bench.compare import judge
-from bench.options import option_defaults
-from bench.power import values
-from bench.sampling import Job, Server, Side, WorkerPool
-from bench.verdict import REGRESSION, UNTESTABLE, finish
+from bench.harness.options import option_defaults
+from bench.measure.sampling import Job, Server, Side, WorkerPool
+from bench.power.detection import values
+from bench.verdicts.compare import judge
+from bench.verdicts.verdict import REGRESSION, UNTESTABLE, finish
 
 JOB = Job("calibration", {}, rounds=5, warmup=1)
 WORKERS, HISTORY, BASELINE = 3, 6, 5  # baseline = the last 5 runs (compare --baseline last:5)

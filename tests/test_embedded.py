@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, LongformerForMaskedLM
 from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
-from bench.data import KEYS, load_dataset
+from bench.harness.data import KEYS, load_dataset
 from fixtures import EMBEDDED, EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
 from fixtures.make_embedded import DATA_FILES, MODEL_FILES, generate
 
@@ -89,8 +89,8 @@ def test_generator_reproduces_the_shipped_bytes(tmp_path):
 
 def test_base_sized_stand_in_passes_validation(tmp_path):
     """fixtures/make_base.py: longformer-base's shape and FlagPerf's format, for full-size timing."""
-    from bench.options import option_defaults
-    from bench.spec import build_spec
+    from bench.harness.options import option_defaults
+    from bench.harness.spec import build_spec
     from fixtures.make_base import generate
 
     generate(tmp_path, train_samples=4, eval_samples=2)

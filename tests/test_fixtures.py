@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bench.data import to_device
-from bench.model import build_model
+from bench.harness.data import to_device
+from bench.harness.model import build_model
 from fixtures import EMBEDDED_MODEL_DIR
 
 
@@ -63,8 +63,8 @@ def test_loading_never_touches_the_network(monkeypatch):
 
     from transformers import AutoTokenizer
 
-    from bench.options import option_defaults
-    from bench.spec import build_spec
+    from bench.harness.options import option_defaults
+    from bench.harness.spec import build_spec
 
     def refuse(*args, **kwargs):
         raise AssertionError(f"network access attempted: {args}")
@@ -79,7 +79,7 @@ def test_loading_never_touches_the_network(monkeypatch):
 def test_initial_model_uses_the_run_attention(run_spec, initial_model):
     from transformers.models.longformer.modeling_longformer import LongformerSelfAttention
 
-    from bench.attention import CLASSES
+    from bench.harness.attention import CLASSES
 
     layers = [m for m in initial_model.modules() if isinstance(m, LongformerSelfAttention)]
     assert len(layers) == run_spec.config.num_hidden_layers

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.device import PRECISIONS, resolve_precision
-from bench.prepare import group_into_blocks, write_npz
-from bench.train import decays, make_optimizer
+from bench.harness.device import PRECISIONS, resolve_precision
+from bench.harness.prepare import group_into_blocks, write_npz
+from bench.harness.train import decays, make_optimizer
 
 
 def test_grouping_drops_the_remainder_of_each_group():
@@ -79,7 +79,7 @@ def test_optimizer_groups_cover_every_parameter_once(model):
 def test_tf32_holds_through_backward_and_the_optimizer(run_spec, model, train_set, masker):
     """--dtype tf32: the flags are read when each matmul runs, and backward runs after the forward's
     context; a training step keeps TF32 on for all of it (and restores the flags after)."""
-    from bench.train import Batch, make_optimizer, make_scheduler, train_step
+    from bench.harness.train import Batch, make_optimizer, make_scheduler, train_step
 
     seen: list[bool] = []
     for parameter in model.parameters():
@@ -97,7 +97,7 @@ def test_cuda_step_marks_go_on_the_run_devices_stream(monkeypatch):
     """--device cuda:1: an event recorded without a stream lands on the current device's (cuda:0
     unless set), so Marks names the run's device. Checked here with torch.cuda stood in for, since
     only a GPU runs it for real."""
-    from bench import timing
+    from bench.harness import timing
 
     streams: list[object] = []
 
@@ -117,8 +117,8 @@ def test_cuda_step_marks_go_on_the_run_devices_stream(monkeypatch):
 def test_training_memory_counts_the_state_and_the_rounds_peak_not_the_harness(model, monkeypatch):
     """The epoch benchmark's CUDA peak: parameters + gradients + AdamW's two moments, plus what the
     round allocated on top of everything resident (here faked: 1000 bytes resident, 1500 at peak)."""
-    from bench import metrics
-    from bench.train import make_optimizer
+    from bench.harness import metrics
+    from bench.harness.train import make_optimizer
 
     optimizer = make_optimizer(model)
     ids = torch.ones(1, 64, dtype=torch.long)

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from bench.history import Run, by_series, label_changes, series_folder, series_id, write_new_file
+from bench.base.history import Run, by_series, label_changes, series_folder, series_id, write_new_file
 
 FINGERPRINT = {
     "device": "cuda",

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from bench.data import load_dataset, load_split, reblock
-from bench.device import resolve_device, resolve_precision
-from bench.errors import BenchInputError
-from bench.model import build_model, check_sequence_length, load_config, mask_token_id
-from bench.options import option_defaults
-from bench.spec import build_spec
+from bench.base.errors import BenchInputError
+from bench.harness.data import load_dataset, load_split, reblock
+from bench.harness.device import resolve_device, resolve_precision
+from bench.harness.model import build_model, check_sequence_length, load_config, mask_token_id
+from bench.harness.options import option_defaults
+from bench.harness.spec import build_spec
 from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
 
 GOOD = {**option_defaults(), "device": "cpu"}

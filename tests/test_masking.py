@@ -7,9 +7,9 @@ import pytest
 import torch
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
-from bench.data import load_split, to_device
-from bench.masking import IGNORE_INDEX, MLMMasker
-from bench.model import mask_token_id
+from bench.harness.data import load_split, to_device
+from bench.harness.masking import IGNORE_INDEX, MLMMasker
+from bench.harness.model import mask_token_id
 from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
 
 DRAWS = 40

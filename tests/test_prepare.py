@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-import bench.prepare
+import bench.harness.prepare
 from bench.__main__ import main
-from bench.errors import BenchInputError
-from bench.prepare import MANIFEST, check, prepare, sha256_file
+from bench.base.errors import BenchInputError
+from bench.harness.prepare import MANIFEST, check, prepare, sha256_file
 from fixtures import EMBEDDED_DATA_DIR, EMBEDDED_MODEL_DIR
 
 SAMPLE = Path(__file__).parent / "data" / "english"  # original WikiText-style English prose
@@ -44,7 +44,7 @@ def straightforward(raw: Path, tokenizer, block_len: int, group: int) -> tuple[l
 def test_output_equals_a_straightforward_computation(tmp_path, tokenizer, group):
     manifest = prepare(SAMPLE, EMBEDDED_MODEL_DIR, tmp_path / "out", lines_per_group=group)
     assert manifest["block_len"] == 256  # min(model_max_length 256, 1024)
-    for name, raw in bench.prepare.RAW_FILES.items():
+    for name, raw in bench.harness.prepare.RAW_FILES.items():
         want_ids, want_special = straightforward(SAMPLE / raw, tokenizer, 256, group)
         with np.load(tmp_path / "out" / name) as npz:
             assert npz["input_ids"].tolist() == want_ids
@@ -65,7 +65,7 @@ def test_output_equals_a_straightforward_computation(tmp_path, tokenizer, group)
 def test_same_input_same_bytes(tmp_path):
     prepare(SAMPLE, EMBEDDED_MODEL_DIR, tmp_path / "a")
     prepare(SAMPLE, EMBEDDED_MODEL_DIR, tmp_path / "b")
-    for name in (*bench.prepare.RAW_FILES, MANIFEST):
+    for name in (*bench.harness.prepare.RAW_FILES, MANIFEST):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
@@ -164,7 +164,7 @@ def test_rows_longer_than_the_model_are_tokenized_without_a_warning(tokenizer):
     longer than the specified maximum" would only alarm the user."""
     import logging
 
-    from bench.prepare import tokenize_split
+    from bench.harness.prepare import tokenize_split
 
     rows = ["a line of prose " * 200, "a short line"]  # the first is longer than model_max_length
     records: list[logging.LogRecord] = []

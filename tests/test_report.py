@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.report import write_report
+from bench.verdicts.report import write_report
 
 
 def saved_run(median: float) -> dict:
@@ -71,8 +71,8 @@ def test_report_puts_regressions_first_groups_the_rest_and_labels_runs(tmp_path)
     assert "<h3>attention</h3>" not in page  # its only benchmark is listed with the regressions
     charts = sorted(p.name for p in (tmp_path / "results" / "report_charts").iterdir())
     assert charts == ["cpu-x-test_x.png", "cpu-x-test_y_a-b.png"]  # runs without a fingerprint: by folder
-    from bench.history import load_runs
-    from bench.report import benchmark_series
+    from bench.base.history import load_runs
+    from bench.verdicts.report import benchmark_series
 
     points = benchmark_series(load_runs(tmp_path / "results", print))["bench/b.py::test_y[a-b]"]
     assert points[0]["run"] == "0000001\n2026-11-01" and points[0]["group"] == "epoch"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from bench.options import option_defaults
-from bench.sampling import Job, Server, Side, WorkerFailed, WorkerPool, summary
+from bench.harness.options import option_defaults
+from bench.measure.sampling import Job, Server, Side, WorkerFailed, WorkerPool, summary
 from fixtures.sampling import INJECT_ENV, injected_slowdown
 
 PARAMS = {"implementation": "blocked", "window": 32, "seq_len": 512, "batch": 2, "passes": "forward"}
@@ -102,11 +102,11 @@ def test_the_injected_slowdown_is_checked(monkeypatch, value, message):
 
 
 def test_a_finished_job_gives_its_memory_back_through_one_code_path(run_spec):
-    """bench/worker.py's release_memory runs when a job ends on any device: the side's cached
+    """bench/measure/worker.py's release_memory runs when a job ends on any device: the side's cached
     initial model goes (on CUDA the caching allocator's blocks follow with empty_cache), so the next
     job, or the other A/B side's process, has the device to itself."""
-    from bench import workloads
-    from bench.worker import release_memory
+    from bench.measure import workloads
+    from bench.measure.worker import release_memory
 
     workloads.initial_model(run_spec)
     assert workloads._initial_models

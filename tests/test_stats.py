@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from bench.stats import log_ratio_change, run_change, run_to_run_sd
+from bench.verdicts.stats import log_ratio_change, run_change, run_to_run_sd
 
 
 def test_log_ratio_change_recovers_a_known_ratio():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.summary import Measured, si, summary_lines
+from bench.verdicts.summary import Measured, si, summary_lines
 
 EPOCH = {
     "p_whole": 46.98,

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from bench.distributed import World
-from bench.errors import BenchInputError
-from bench.masking import MLMMasker
-from bench.metrics import counted_flops, model_flops_per_sample, percentiles, throughputs
-from bench.runner import StopRules, run_training, stop_rules
-from bench.train import (
+from bench.base.errors import BenchInputError
+from bench.harness.distributed import World
+from bench.harness.masking import MLMMasker
+from bench.harness.metrics import counted_flops, model_flops_per_sample, percentiles, throughputs
+from bench.harness.runner import StopRules, run_training, stop_rules
+from bench.harness.train import (
     TrainingDiverged,
     device_batches,
     epoch_order,
@@ -219,7 +219,7 @@ def test_bad_stop_options(args, message):
 def test_an_epoch_slice_trains_and_evaluates_the_first_samples_of_each_epoch(run_spec):
     """The fast profile's epoch round: capped at `max_samples` of the epoch and of the eval set, on
     through successive epochs; without a cap a round is the whole epoch and the whole eval set."""
-    from bench.workloads import epoch
+    from bench.measure.workloads import epoch
 
     size = run_spec.batch_size
     sliced = epoch(run_spec, "device", rounds=2, max_samples=2 * size - 1)  # a partial batch rounds up
@@ -235,7 +235,7 @@ def test_an_epoch_slice_trains_and_evaluates_the_first_samples_of_each_epoch(run
 def test_mfu_peaks_match_a_card_by_its_whole_name():
     """An H100 PCIe peaks at 756 bf16 TFLOP/s, an SXM at 989: a substring match would take one for
     the other. Unknown parts (an NVL) get no peak, unless --peak-tflops gives one."""
-    from bench.metrics import peak_flops
+    from bench.harness.metrics import peak_flops
 
     assert peak_flops("NVIDIA H100 80GB HBM3", "bf16") == 989.5e12
     assert peak_flops("NVIDIA H100 PCIe", "bf16") == 756e12

@@ -1,4 +1,4 @@
-"""The verdict rule on seeded synthetic values, with exact expectations (bench/verdict.py).
+"""The verdict rule on seeded synthetic values, with exact expectations (bench/verdicts/verdict.py).
 
 Nothing here is timed: every value is drawn from a seeded generator, so each assertion holds or
 fails the same way on every machine.
@@ -12,9 +12,9 @@ import statistics
 
 import pytest
 
-from bench.pairs import judge_pair, stack_differences
-from bench.stats import Change, Values, controlled, log_ratio_change, within_process_slope
-from bench.verdict import (
+from bench.verdicts.pairs import judge_pair, stack_differences
+from bench.verdicts.stats import Change, Values, controlled, log_ratio_change, within_process_slope
+from bench.verdicts.verdict import (
     CALIBRATED,
     IMPROVEMENT,
     INCONCLUSIVE,

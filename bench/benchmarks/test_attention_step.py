@@ -10,16 +10,16 @@ import statistics
 
 import pytest
 
-from bench.attention import EXACT
-from bench.jobs import ATTENTION_ROUNDS, ATTENTION_WARMUP
-from bench.metrics import (
+from bench.harness.attention import EXACT
+from bench.harness.metrics import (
     attention_layer_flops,
     counted_flops,
     peak_cuda_bytes,
     saved_bytes_for_backward,
 )
-from bench.sampling import Job
-from bench.workloads import attention_step, matmul_size
+from bench.measure.jobs import ATTENTION_ROUNDS, ATTENTION_WARMUP
+from bench.measure.sampling import Job
+from bench.measure.workloads import attention_step, matmul_size
 
 # (window, seq_len, batch)
 FAST_CASES = [(32, 512, 2), (128, 2048, 2)]
@@ -104,7 +104,7 @@ def test_attention_speedup_at_base_dims(sampled, sample, benchmark, run_spec, fa
     """longformer-base's layer (hidden 768, 12 heads, window 512, seq 4096, batch 1), forward+backward.
 
     Times the faster implementation and, in the same worker processes, HF's layer and a square
-    matmul at the run's dtype (2048 on the CPU, 8192 on CUDA: bench/workloads.py); records speedup
+    matmul at the run's dtype (2048 on the CPU, 8192 on CUDA: bench/measure/workloads.py); records speedup
     over HF and the distance from the floor (useful FLOPs / that matmul rate).
     """
     if faster == "flex" and run_spec.device.type != "cuda":

@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.distributed import World
-from bench.history import series_folder
-from bench.options import EMBEDDED_MODEL_DIR, option_defaults
-from bench.report import save_accuracy_curve
-from bench.runner import StopRules, append_record, run_training, stop_rules
-from bench.spec import RunSpec, build_spec, positive_int
+from bench.base.history import series_folder
+from bench.harness.distributed import World
+from bench.harness.options import EMBEDDED_MODEL_DIR, option_defaults
+from bench.harness.runner import StopRules, append_record, run_training, stop_rules
+from bench.harness.spec import RunSpec, build_spec, positive_int
+from bench.verdicts.report import save_accuracy_curve
 from fixtures.options import option_values
 
 

@@ -1,5 +1,5 @@
 """How often `compare` and `ab` find a known slowdown, and how often they flag unchanged code
-(bench/power.py).
+(bench/power/ab.py).
 
 Measurements of the detectors, not CI tests: minutes (history) to hours (A/B: 200 same-code
 sessions and 40 per injected level, each with fresh servers and workers) of worker processes. The
@@ -16,9 +16,11 @@ import os
 
 import pytest
 
-from bench.compare import MIN_HISTORY_RUNS
-from bench.power import AB_CASES, LEVELS, ABPower, collect, fast_profile_job, tables
-from bench.sampling import Server, Side
+from bench.measure.sampling import Server, Side
+from bench.power.ab import AB_CASES, ABPower
+from bench.power.compare import LEVELS, collect, tables
+from bench.power.detection import fast_profile_job
+from bench.verdicts.compare import MIN_HISTORY_RUNS
 from fixtures.options import option_values
 
 RUNS = 40

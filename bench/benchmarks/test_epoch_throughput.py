@@ -1,15 +1,16 @@
 """Full-epoch training throughput with FlagPerf's semantics: p_whole, p_train, p_core and more.
 
 Each round is one epoch over the train set followed by one evaluation, as FlagPerf runs them, in each
-worker process after a few untimed warm-up steps (bench/workloads.py). Two data paths: the suite's
+worker process after a few untimed warm-up steps (bench/measure/workloads.py). Two data paths: the suite's
 (rows gathered and masked on the device) and FlagPerf's (DataLoader workers, HF's collator on the
 host, `.item()` every step), to see what the data path costs.
 
 The fast profile (and so `bench ab -m fast`) runs an epoch slice instead: the same code, each round
-capped at the first SLICE_STEPS (bench/jobs.py) batches of an epoch and of the eval set, so that a round takes
-about a second and repeats often enough to compare. Its size is planned to fit the fast profile's
-budget with any model and data (bench/budget.py): a smaller slice for a costly step, the whole
-epoch on CUDA when that fits too, and a skip, with the estimate, when not even one step fits.
+capped at the first SLICE_STEPS (bench/measure/jobs.py) batches of an epoch and of the eval set, so
+that a round takes about a second and repeats often enough to compare. Its size is planned to fit
+the fast profile's budget with any model and data (bench/measure/budget.py): a smaller slice for a
+costly step, the whole epoch on CUDA when that fits too, and a skip, with the estimate, when not even
+one step fits.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.budget import (
+from bench.harness.metrics import efficiency, model_flops_per_sample, peak_flops
+from bench.harness.train import summarize
+from bench.measure.budget import (
     EPOCH_SHARE,
     EVAL_COST,
     FAST_BUDGET_S,
@@ -25,14 +28,12 @@ from bench.budget import (
     EpochPlan,
     plan_epoch,
 )
-from bench.jobs import EPOCH_PROBE, EPOCH_ROUNDS, slice_plans
-from bench.metrics import efficiency, model_flops_per_sample, peak_flops
-from bench.sampling import Job
-from bench.train import summarize
+from bench.measure.jobs import EPOCH_PROBE, EPOCH_ROUNDS, slice_plans
+from bench.measure.sampling import Job
 
 
 def fast_plan(probe, run_spec) -> EpochPlan:
-    """The largest fast form whose expected time fits the budget (bench/budget.py), or a skip:
+    """The largest fast form whose expected time fits the budget (bench/measure/budget.py), or a skip:
     on CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
     round_s = probe(
         Job("epoch", EPOCH_PROBE.params("device"), EPOCH_PROBE.rounds, EPOCH_PROBE.warmup_rounds)

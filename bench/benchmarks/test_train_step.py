@@ -13,9 +13,15 @@ import statistics
 
 import pytest
 
-from bench.budget import FAST_BUDGET_S
-from bench.jobs import FAST_BATCHES, TRAIN_STEP_ROUNDS, TRAIN_STEP_SHARE, TRAIN_STEP_WARMUP, train_step_params
-from bench.sampling import Job
+from bench.measure.budget import FAST_BUDGET_S
+from bench.measure.jobs import (
+    FAST_BATCHES,
+    TRAIN_STEP_ROUNDS,
+    TRAIN_STEP_SHARE,
+    TRAIN_STEP_WARMUP,
+    train_step_params,
+)
+from bench.measure.sampling import Job
 
 
 def record_steps(sampled, benchmark, run_spec, attention: str, batch: int) -> None:

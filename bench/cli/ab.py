@@ -1,0 +1,204 @@
+"""`python -m bench ab`: a baseline and this checkout sampled side by side in one session.
+
+pytest runs in this process with fixtures/ab.py's plugin, which sends every sampled benchmark's
+rounds to both sides' workers; the pair is saved under RESULTS/ab/ and judged (bench/verdicts/pairs.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench.base.errors import BenchInputError
+from bench.cli.common import check_thresholds, judge_and_print_pair
+from bench.harness.options import OPTIONS, positive_float, positive_int
+from bench.measure.ab import (
+    BASELINE,
+    CANDIDATE,
+    assignments,
+    check_python,
+    checkout_state,
+    commit_of,
+    worktree,
+)
+from bench.measure.sampling import Side
+
+NAME = "ab"
+SUMMARY = "baseline and candidate sampled side by side in one session: change, interval, verdict"
+EXAMPLES = (
+    "python -m bench ab --baseline-ref origin/main -m fast --fail-on-regression   # the PR check",
+    "python -m bench ab --baseline-python ~/venvs/torch-old/bin/python -m fast    # a torch upgrade",
+    "python -m bench ab --baseline-option attention=hf -k train_step_fast",
+)
+MORE = (
+    "It samples the benchmarks that pytest's selection picks on a baseline side and on this "
+    "checkout as it is; every argument ab does not know goes to pytest. Without -m or -k that is "
+    "every benchmark pytest collects, the slow ones included (hours): give -m fast for the PR check."
+)
+PASSES_UNKNOWN = True  # every argument ab does not know goes to pytest
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--baseline-ref", help="a git ref of this repository: its checkout, this interpreter")
+    parser.add_argument("--baseline-python", help="another interpreter (a venv's python or a wrapper script)")
+    parser.add_argument("--baseline-env", action="append", default=[], metavar="VAR=VALUE", help="repeatable")
+    parser.add_argument(
+        "--baseline-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a run option, repeatable",
+    )
+    parser.add_argument("--processes", default="10", help="worker processes per side (default 10)")
+    parser.add_argument(
+        "--seconds", default="20", help="timed seconds per benchmark, both sides together (default 20)"
+    )
+    parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    parser.add_argument(
+        "--min-effect", type=float, default=0.02, help="smallest change that counts (default 0.02)"
+    )
+    parser.add_argument(
+        "--results", default="results", help="pairs are saved under RESULTS/ab/ (default results)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the verdicts as JSON (pytest's output to stderr)"
+    )
+    parser.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
+    )
+    # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
+    parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
+
+
+# pytest options that would fight the A/B session: it saves its own pair and needs benchmarks on
+AB_REFUSED = (
+    "--benchmark-disable",
+    "--benchmark-autosave",
+    "--benchmark-save",
+    "--benchmark-json",
+    "--benchmark-skip",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    processes = positive_int("--processes", args.processes)
+    if processes < 2:
+        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
+    seconds = positive_float("--seconds", args.seconds)
+    check_thresholds(args.alpha, args.min_effect)
+    slowdown = args.inject_slowdown
+    if slowdown is not None and slowdown < 0:
+        raise BenchInputError(f"--inject-slowdown {slowdown}: must be >= 0")
+    if not (args.baseline_python or args.baseline_ref or args.baseline_env or args.baseline_option):
+        raise BenchInputError(
+            "ab needs a baseline: --baseline-ref REF, --baseline-python PATH, --baseline-env VAR=VALUE "
+            "or --baseline-option NAME=VALUE"
+        )
+    env = assignments("--baseline-env", args.baseline_env)
+    options = assignments("--baseline-option", args.baseline_option, {opt.dest for opt in OPTIONS})
+    for arg in args.pytest_args:
+        if arg.split("=")[0] in AB_REFUSED:
+            raise BenchInputError(f"{arg}: not with ab (it saves both sides under --results itself)")
+    python = check_python(args.baseline_python) if args.baseline_python else sys.executable
+    # resolved once, before anything runs: the ref may move while the session runs
+    baseline_commit = commit_of(args.baseline_ref) if args.baseline_ref else None
+    here = checkout_state()  # the candidate's, as it starts
+    results = Path(args.results)
+    with contextlib.ExitStack() as stack:
+        root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
+        baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
+        candidate = Side(CANDIDATE)
+        code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
+    if code != 0:
+        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
+        return int(code)
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in plugin.pool.recorded.items()}
+    if not pairs:
+        raise BenchInputError("ab: no sampled benchmark was selected (check -m / -k)")
+    session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    sides = {
+        BASELINE: {
+            **plugin.pool.stacks[BASELINE],
+            "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
+            "ref": args.baseline_ref,
+            **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
+            "env": env,
+            "options": options,
+        },
+        CANDIDATE: {
+            **plugin.pool.stacks[CANDIDATE],
+            "interpreter": candidate.python,
+            "ref": None,
+            **here,
+            "env": {},
+            "options": {},
+        },
+    }
+    info = {
+        "session": session,
+        "sides": sides,
+        "processes": processes,
+        "servers_per_side": plugin.pool.servers_per_side,
+        "seconds_per_benchmark": seconds,
+        "candidate_slowdown": slowdown or 0.0,
+    }
+    return judge_and_save(args, results, session, info, pairs, plugin.threads, candidate_json)
+
+
+def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
+    """pytest in this process, its sampled benchmarks on both sides. The session is shown as bars
+    on stderr (fixtures/ab.py); pytest's own output is held back, and then printed whole where the
+    session failed, else its summary alone (skip reasons, counts)."""
+    import pytest
+
+    from fixtures.ab import ABPlugin
+    from fixtures.options import joined_values
+
+    # the terminal as it is now: pytest captures fd 2 while its tests run
+    out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out)
+    held = io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, out:
+        report = Path(tmp) / "candidate.json"
+        pytest_args = [
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "ignore::pytest.PytestAssertRewriteWarning",  # this command imported the plugin first
+            "--benchmark-quiet",  # not "Wrote benchmark data in" a temporary file
+            *joined_values(args.pytest_args),
+            f"--benchmark-json={report}",
+        ]
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(held):
+            code = pytest.main(pytest_args, plugins=[plugin])
+        text = held.getvalue()
+        print(text if code else pytest_summary(text), file=out)
+        print(f"ab: the session took {time.perf_counter() - started:.0f} s", file=out)
+        candidate_json = json.loads(report.read_text()) if report.exists() else {}
+    return code, plugin, candidate_json
+
+
+def pytest_summary(text: str) -> str:
+    """pytest's output from its short test summary on (skip reasons and counts), or its last line."""
+    marker = text.rfind(" short test summary info ")
+    start = text.rfind("\n", 0, marker) + 1 if marker >= 0 else text.rstrip().rfind("\n") + 1
+    return text[start:].rstrip()
+
+
+def judge_and_save(args, results, session, info, pairs, threads, candidate_json) -> int:
+    from bench.verdicts.pairs import save_pair, side_json
+
+    saved = {
+        side: side_json(candidate_json, side, pairs, threads, info) for side in ("baseline", "candidate")
+    }
+    return judge_and_print_pair(args, saved, save_pair(results, session, saved))

@@ -1,0 +1,112 @@
+"""`python -m bench compare`: the latest saved run against a baseline, or a saved A/B pair judged."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.base.errors import BenchInputError
+from bench.cli.common import check_thresholds, judge_and_print_pair, warn
+
+NAME = "compare"
+SUMMARY = "the latest saved run against a baseline: change, interval, verdict"
+EXAMPLES = (
+    "python -m bench compare --fail-on-regression",
+    "python -m bench compare --baseline last:5 --json",
+    "python -m bench compare --ab   # the newest saved A/B pair",
+)
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="results", help="the history folder (default results)")
+    parser.add_argument(
+        "--latest", default=None, help="run to judge: file, name or number (default the newest)"
+    )
+    parser.add_argument(
+        "--baseline",
+        default="previous",
+        help="previous (default: the run before it in its series), last:N (the N before it, pooled), "
+        "or a run's file, name or number",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.01, help="significance level of the test (default 0.01)"
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=0.02,
+        help="smallest change that counts, as a fraction (default 0.02)",
+    )
+    parser.add_argument(
+        "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of different series (hardware or run configuration)",
+    )
+    parser.add_argument(
+        "--process-spread",
+        action="store_true",
+        help="give verdicts before 5 earlier runs exist, on the spread between processes alone "
+        "(blind to drift between runs: on a shared machine it flags same-code runs now and then)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    parser.add_argument(
+        "--ab",
+        nargs="?",
+        const="newest",
+        default=None,
+        metavar="PAIR",
+        help="judge a saved A/B pair (default the newest under RESULTS/ab) with the in-session test; "
+        "--latest PAIR does the same",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.verdicts.compare import as_json, compare, format_table
+    from bench.verdicts.pairs import find_pair
+    from bench.verdicts.verdict import any_regression
+
+    pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None
+    if args.ab or pair:
+        return compare_pair(args, pair)
+
+    base_runs, latest, rows = compare(
+        Path(args.results),
+        args.latest,
+        args.baseline,
+        args.alpha,
+        args.min_effect,
+        args.force,
+        warn=warn,
+        process_spread=args.process_spread,
+    )
+    print(
+        as_json(base_runs, latest, rows)
+        if args.json
+        else format_table(
+            base_runs, latest, rows, args.alpha, args.min_effect, args.force, args.process_spread
+        )
+    )
+    return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
+def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:
+    """A saved A/B pair, judged with the in-session test (both sides of one time window)."""
+    from bench.verdicts.pairs import load_pair, newest_pair
+
+    check_thresholds(args.alpha, args.min_effect)
+    if pair is None:
+        wanted = Path(args.ab) if args.ab != "newest" else None
+        pair = newest_pair(Path(args.results)) if wanted is None else find_pair_or_fail(wanted)
+    return judge_and_print_pair(args, load_pair(pair), pair)
+
+
+def find_pair_or_fail(path: Path) -> Path:
+    from bench.verdicts.pairs import find_pair
+
+    pair = find_pair(path) if path.exists() else None
+    if pair is None:
+        raise BenchInputError(f"--ab {path}: not an A/B pair folder (baseline.json and candidate.json)")
+    return pair

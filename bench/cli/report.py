@@ -1,0 +1,30 @@
+"""`python -m bench report`: trend charts per benchmark and one self-contained HTML page."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.base.errors import BenchInputError
+from bench.cli.common import warn
+
+NAME = "report"
+SUMMARY = "trend charts per benchmark and one HTML page"
+EXAMPLES = ("python -m bench report", "python -m bench report --results results --out /tmp/report.html")
+
+
+def setup(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", default="results", help="the history folder (default results)")
+    parser.add_argument("--out", default=None, help="the HTML file (default RESULTS/report.html)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.verdicts.report import write_report
+
+    storage = Path(args.results)
+    if not storage.is_dir():
+        raise BenchInputError(f"--results {storage}: directory does not exist")
+    out = Path(args.out) if args.out else storage / "report.html"
+    charts = write_report(storage, out, warn=warn)
+    print(f"{out} ({charts} trend charts)")
+    return 0

@@ -1,0 +1,251 @@
+"""The measured work of each sampled benchmark, built from a RunSpec wherever it runs.
+
+A worker process (bench/measure/sampling.py) builds a workload from its name and parameters, warms it up and
+times `step` round by round; with --benchmark-disable the test builds it in-process and runs it once.
+Building (model, inputs, optimizer) is never timed. Every process builds the same seeded work.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.harness.attention import layer_inputs, make_layer, use_attention
+from bench.harness.data import head, to_device
+from bench.harness.distributed import World
+from bench.harness.masking import MLMMasker
+from bench.harness.metrics import training_peak_cuda_bytes
+from bench.harness.model import build_model
+from bench.harness.runner import Trainer
+from bench.harness.spec import RunSpec
+from bench.harness.train import (
+    device_batches,
+    epoch_order,
+    make_grad_scaler,
+    make_optimizer,
+    make_scheduler,
+    steps_per_epoch,
+    train_step,
+)
+from bench.measure.calibration import Calibration
+
+SINGLE = World(1, 0, 0)
+
+
+@dataclass
+class Workload:
+    """`step` runs one round of the measured work and returns facts about it (or None).
+
+    `forward` (where there is one) runs the forward pass alone, for memory measurements.
+    """
+
+    step: Callable[[], object]
+    forward: Callable[[], torch.Tensor] | None = None
+    facts: dict = field(default_factory=dict)
+
+
+_initial_models: dict[int, torch.nn.Module] = {}
+
+
+def initial_model(spec: RunSpec) -> torch.nn.Module:
+    """The run's model, built (random init) or loaded (pretrained) once per process, on the device,
+    with the run's attention. Never trained itself: callers train copies."""
+    key = id(spec)
+    if key not in _initial_models:
+        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
+        use_attention(model, spec.attention)
+        _initial_models.clear()
+        _initial_models[key] = model.to(spec.device)
+    return _initial_models[key]
+
+
+def release() -> None:
+    """Drop the cached initial model (a worker calls this when a job ends, to give memory back)."""
+    _initial_models.clear()
+
+
+def fresh_model(spec: RunSpec) -> torch.nn.Module:
+    """A private copy of the initial model in train mode, the global RNG (dropout) reseeded, so
+    whatever trains it is reproducible on its own."""
+    model = copy.deepcopy(initial_model(spec))
+    model.train()
+    torch.manual_seed(spec.seed)
+    return model
+
+
+def attention_step(
+    spec: RunSpec,
+    implementation: str,
+    window: int,
+    seq_len: int,
+    batch: int,
+    passes: str,
+    hidden: int = 0,
+    heads: int = 0,
+) -> Workload:
+    """One self-attention layer of the model's dimensions (or `hidden`/`heads`), forward or
+    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads)."""
+    config = copy.deepcopy(spec.config)
+    if hidden:
+        config.hidden_size, config.num_attention_heads = hidden, heads
+    device, precision = spec.device, spec.precision
+    layer = make_layer(config, window, implementation, device, spec.seed)
+    x, kwargs = layer_inputs(batch, seq_len, config.hidden_size, device, spec.seed)
+    backward = passes == "forward_backward"
+    x.requires_grad_(backward)
+    upstream = torch.randn(batch, seq_len, config.hidden_size, device=device)
+
+    def forward() -> torch.Tensor:
+        with precision.active(device):
+            return layer(x, **kwargs)[0]
+
+    def step() -> None:
+        with precision.matmul_mode():  # the backward's matmuls too
+            out = forward()
+            if backward:
+                layer.zero_grad(set_to_none=True)
+                x.grad = None
+                out.backward(upstream.to(out.dtype))
+
+    return Workload(step, forward, {"hidden_size": config.hidden_size, "heads": config.num_attention_heads})
+
+
+def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
+    """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches, with
+    every self-attention layer swapped to `attention` (same weights, same function); `batch_size`
+    > 0 trains at that batch instead of the run's (the fast profile's step)."""
+    model = fresh_model(spec)
+    if batch_size:
+        spec = dataclasses.replace(spec, batch_size=batch_size)
+    use_attention(model, attention)
+    train_set = to_device(spec.train, spec.device)
+    masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed)
+    order = epoch_order(train_set.n_samples, spec.seed, 0, SINGLE)
+    batches = list(
+        itertools.islice(device_batches(train_set, order, spec.batch_size, masker, SINGLE), rounds)
+    )
+    cycle = itertools.cycle(batches)
+    optimizer = make_optimizer(model)
+    scheduler = make_scheduler(optimizer, total_steps=rounds + 1)
+    scaler = make_grad_scaler(spec.precision, spec.device)
+
+    def step() -> dict:
+        loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
+        return {"loss": float(loss)}
+
+    return Workload(step)
+
+
+EPOCH_WARMUP_STEPS = 2
+
+
+def epoch(
+    spec: RunSpec,
+    data_path: str,
+    rounds: int,
+    max_samples: int = 0,
+    warmup_steps: int = EPOCH_WARMUP_STEPS,
+    batch_size: int = 0,
+) -> Workload:
+    """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
+    runs them; successive rounds are successive epochs of one run, after a few untimed steps.
+
+    `max_samples` > 0 caps a round at the first samples of each epoch and of the eval set (an epoch
+    slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
+    `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
+    """
+    model = fresh_model(spec)
+    if batch_size:
+        spec = dataclasses.replace(spec, batch_size=batch_size)
+    train_blocks, eval_blocks = spec.train, spec.eval
+    if max_samples:
+        eval_blocks = head(eval_blocks, max_samples)
+    train_set, eval_set = to_device(train_blocks, spec.device), to_device(eval_blocks, spec.device)
+    steps = steps_per_epoch(train_set.n_samples, spec.batch_size, SINGLE)
+    if max_samples:
+        steps = min(steps, steps_per_epoch(max_samples, spec.batch_size, SINGLE))
+    trainer = Trainer(
+        spec,
+        SINGLE,
+        model,
+        train_set,
+        eval_set,
+        steps * rounds + warmup_steps,  # the schedule's length; rounds past it train at lr 0
+        data_path=data_path,
+        max_steps=steps if max_samples else None,
+    )
+    trainer.warm_up(warmup_steps)
+    done = itertools.count()
+
+    def one_round() -> dict:
+        start = time.perf_counter()
+        record = trainer.epoch(next(done))
+        accuracy = trainer.evaluate()
+        return {
+            "record": record,
+            "train_seconds": time.perf_counter() - start,
+            "accuracy": accuracy.value,
+            "eval_samples": eval_set.n_samples,
+        }
+
+    def step() -> dict:
+        if spec.device.type != "cuda":  # the worker process's max resident set: everything in it
+            return {
+                **one_round(),
+                "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+        facts: dict = {}
+        peak = training_peak_cuda_bytes(
+            lambda: facts.update(one_round()), spec.device, trainer.model, trainer.optimizer
+        )
+        return {**facts, "peak_memory_bytes": peak}
+
+    return Workload(step)
+
+
+# The floor's matmul, large enough that launch, casts and syncs do not count: a 2048^3 bf16 matmul
+# takes about 20 us on an H100 (not measured here: no GPU yet), 8192^3 about 1 ms.
+MATMUL_SIZES = {"cpu": 2048, "cuda": 8192}
+
+
+def matmul_size(device: torch.device) -> int:
+    return MATMUL_SIZES[device.type]
+
+
+def matmul(spec: RunSpec, size: int) -> Workload:
+    """A square matmul at the run's precision: the rate a kernel's FLOPs are measured against."""
+    a = torch.randn(size, size, device=spec.device)
+    b = torch.randn(size, size, device=spec.device)
+
+    def step() -> None:
+        with spec.precision.active(spec.device):
+            a @ b
+
+    return Workload(step)
+
+
+def calibration(spec: RunSpec) -> Workload:
+    """The calibration workload itself, measured like a benchmark: its time over the calibration
+    time is steady on any machine, so the detector's self-tests see only what they inject."""
+    work = Calibration(spec.device)
+    return Workload(work.seconds)
+
+
+BUILDERS: dict[str, Callable[..., Workload]] = {
+    "attention_step": attention_step,
+    "training_step": training_step,
+    "epoch": epoch,
+    "matmul": matmul,
+    "calibration": calibration,
+}
+
+
+def build(spec: RunSpec, name: str, params: dict) -> Workload:
+    return BUILDERS[name](spec, **params)

@@ -1,0 +1,326 @@
+"""A/B pairs: both sides of one session saved as pytest-benchmark JSON, and their verdicts.
+
+A pair lives in `results/ab/NNNN_<session>/` as `baseline.json` and `candidate.json`, each a
+pytest-benchmark JSON (so `pytest-benchmark compare` reads them) with an `ab` block naming the
+session, the side, and both sides' python, torch, transformers, ref, variables and options. The
+folder appears whole or not at all. The files are not runs of the history (their names do not
+match `NNNN_*.json`), so history comparisons never mix them in.
+
+The verdict is the in-session test: Welch's t-test on the logs of the per-process values of the
+two sides (processes are the independent unit; the rounds of both sides interleaved in one time
+window cancel the drift that makes saved runs incomparable), on raw time or, where the calibration
+did not move between the sides, on the calibrated score, every row of a session judged together
+(bench/verdicts/verdict.py). No torch import here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import statistics
+import tempfile
+from pathlib import Path
+
+from pytest_benchmark.stats import Stats
+
+from bench.base.errors import BenchInputError
+from bench.measure.ab import BASELINE, CANDIDATE
+from bench.measure.sampling import Job, ProcessSample, summary
+from bench.verdicts.notation import LEGEND, format_change, format_seconds, percent, short_name
+from bench.verdicts.stats import Change, Values, controlled_change, log_ratio_change
+from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, choose_score, counts, finish
+
+SIDES = (BASELINE, CANDIDATE)
+PAIR_FOLDER = re.compile(r"^(\d{4})_")
+
+
+def side_stats(samples: list[ProcessSample]) -> dict:
+    """pytest-benchmark's statistics of every round of every process, with the data."""
+    stats = Stats()
+    for sample in samples:
+        for seconds in sample.seconds:
+            stats.update(seconds)
+    return {**stats.as_dict(), "data": stats.data, "iterations": 1}
+
+
+def side_json(
+    candidate_json: dict,
+    side: str,
+    pairs: dict[str, tuple[dict[str, Job], dict[str, list[ProcessSample]]]],
+    threads: int,
+    ab: dict,
+) -> dict:
+    """One side's pytest-benchmark JSON: the candidate's session as pytest-benchmark wrote it,
+    its benchmarks reduced to the paired ones, each with this side's rounds and sampling summary."""
+    out = copy.deepcopy(candidate_json)
+    stack = ab["sides"][side]
+    fingerprint = out.setdefault("machine_info", {}).setdefault("longformer_bench", {})
+    fingerprint.update(torch=stack.get("torch"), transformers=stack.get("transformers"))
+    out["ab"] = {**ab, "side": side}
+    benchmarks = []
+    for entry in candidate_json.get("benchmarks", []):
+        if entry.get("fullname") not in pairs:
+            continue
+        jobs, samples = pairs[entry["fullname"]]
+        entry = copy.deepcopy(entry)
+        entry["stats"] = side_stats(samples[side])
+        sampled = summary(samples[side], jobs[side], threads)
+        entry["extra_info"] = sampled if side == "baseline" else {**entry.get("extra_info", {}), **sampled}
+        entry["extra_info"]["ab_side"] = side
+        benchmarks.append(entry)
+    out["benchmarks"] = benchmarks
+    return out
+
+
+def save_pair(results: Path, session: str, sides: dict[str, dict]) -> Path:
+    """Write `results/ab/NNNN_<session>/{baseline,candidate}.json` whole or not at all: both files
+    go to a temporary folder beside it, which is renamed into place."""
+    folder = results / "ab"
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=folder))
+    try:
+        for side, payload in sides.items():
+            with open(staging / f"{side}.json", "w", encoding="utf-8") as out:
+                json.dump(payload, out, indent=2)
+                out.flush()
+                os.fsync(out.fileno())
+        taken = [int(m.group(1)) for p in folder.iterdir() if (m := PAIR_FOLDER.match(p.name))]
+        number = max(taken, default=0) + 1
+        while True:
+            target = folder / f"{number:04d}_{session}"
+            try:
+                os.rename(staging, target)  # fails if another writer took the name
+                return target
+            except OSError:
+                if not target.exists():
+                    raise
+                number += 1
+    finally:
+        if staging.exists():
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
+
+
+def find_pair(path: Path) -> Path | None:
+    """The pair folder that `path` is (or a file of), or None when it is no A/B pair."""
+    folder = path if path.is_dir() else path.parent
+    if all((folder / f"{side}.json").is_file() for side in SIDES):
+        return folder
+    return None
+
+
+def newest_pair(results: Path) -> Path:
+    folder = results / "ab"
+    pairs = sorted(p for p in folder.iterdir() if PAIR_FOLDER.match(p.name)) if folder.is_dir() else []
+    if not pairs:
+        raise BenchInputError(
+            f"--results {results}: no A/B pairs saved under {folder}; run `python -m bench ab`"
+        )
+    return pairs[-1]
+
+
+def load_pair(folder: Path) -> dict[str, dict]:
+    loaded = {}
+    for side in SIDES:
+        path = folder / f"{side}.json"
+        try:
+            loaded[side] = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(loaded[side].get("benchmarks"), list):
+                raise ValueError("no 'benchmarks' list")
+        except (OSError, ValueError) as err:
+            raise BenchInputError(f"{path}: not a saved A/B side ({err})") from None
+    return loaded
+
+
+def stack_differences(sides: dict) -> list[str]:
+    """What differs between the sides' software (interpreter, torch, transformers, variables): where
+    anything does, the calibration may have moved with it, so raw time decides."""
+    base, cand = sides.get(BASELINE, {}), sides.get(CANDIDATE, {})
+    out = [
+        f"{key} {base.get(key)} vs {cand.get(key)}"
+        for key in ("interpreter", "executable", "python", "torch", "transformers")
+        if base.get(key) != cand.get(key)
+    ]
+    for name in sorted({*base.get("env", {}), *cand.get("env", {})}):
+        if base.get("env", {}).get(name) != cand.get("env", {}).get(name):
+            out.append(f"${name}")
+    return out
+
+
+def judge_pair(name: str, baseline: Values, candidate: Values, confidence: float, differs: list[str]) -> Row:
+    """One benchmark's changes, candidate / baseline: raw, controlled by the calibration, and the
+    calibration's own; which decides (bench/verdicts/verdict.py). The verdict comes from `finish`."""
+    raw = log_ratio_change(baseline.process, candidate.process, confidence)
+    calibrated, _ = controlled_change(baseline, candidate, confidence)
+    calibration = log_ratio_change(baseline.calibration, candidate.calibration, confidence)
+    if raw is None:
+        return Row(name, None, None, None, None, None, "-", "needs 2+ processes on each side (--processes)")
+    score, reason = choose_score(calibration, differs)
+    if score == CALIBRATED and calibrated is None:  # a pair saved without its rounds
+        score, reason = RAW, "no rounds saved to control by the calibration"
+    return Row(
+        name,
+        statistics.median(baseline.process),
+        statistics.median(candidate.process),
+        raw,
+        calibrated,
+        calibration,
+        score,
+        reason,
+    )
+
+
+def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[Row]:
+    """Every benchmark of a saved pair, judged together (Holm over the session's rows)."""
+    base = {b["fullname"]: b for b in pair["baseline"]["benchmarks"] if "fullname" in b}
+    differs = stack_differences(pair["candidate"].get("ab", {}).get("sides", {}))
+    rows = []
+    for entry in pair["candidate"]["benchmarks"]:
+        name = entry.get("fullname")
+        if name in base:
+            rows.append(
+                judge_pair(
+                    name,
+                    Values.from_extra_info(base[name].get("extra_info", {})),
+                    Values.from_extra_info(entry.get("extra_info", {})),
+                    1.0 - alpha,
+                    differs,
+                )
+            )
+    return finish(rows, alpha, min_effect)
+
+
+def sweep_seconds(pair: dict[str, dict], name: str) -> float:
+    """Wall time of one sweep of a benchmark: every process's round and calibration round, both sides."""
+    total = 0.0
+    for side in SIDES:
+        for entry in pair[side]["benchmarks"]:
+            if entry.get("fullname") == name:
+                extra = entry.get("extra_info", {})
+                total += sum(extra.get("process_medians", [])) + sum(extra.get("calibration_medians", []))
+    return total
+
+
+def needed_seconds(pair: dict[str, dict], row: Row) -> float | None:
+    """The --seconds that would decide an inconclusive row: its sweeps so far times the factor."""
+    if row.needed_factor is None:
+        return None
+    for entry in pair[CANDIDATE]["benchmarks"]:
+        if entry.get("fullname") == row.benchmark:
+            sweeps = entry.get("extra_info", {}).get("rounds_per_worker") or 0
+            return row.needed_factor * sweeps * sweep_seconds(pair, row.benchmark)
+    return None
+
+
+def describe_side(side: dict) -> str:
+    parts = [
+        f"python {side.get('python')}",
+        f"torch {side.get('torch')}",
+        f"transformers {side.get('transformers')}",
+    ]
+    dirty = " + uncommitted changes" if side.get("dirty") else ""
+    if side.get("ref"):
+        parts.append(f"ref {side['ref']} ({str(side.get('commit'))[:10]})")
+    elif side.get("commit"):
+        parts.append(f"commit {str(side['commit'])[:10]}{dirty}")
+    parts += [f"{k}={v}" for k, v in {**side.get("env", {}), **side.get("options", {})}.items()]
+    return ", ".join(parts)
+
+
+def verdict_cell(row: Row, pair: dict[str, dict]) -> str:
+    if row.verdict != INCONCLUSIVE:
+        return row.verdict
+    seconds = needed_seconds(pair, row)
+    return f"{row.verdict} (~{seconds:.0f} s)" if seconds is not None else f"{row.verdict} (on the edge)"
+
+
+def format_pair(
+    pair: dict[str, dict], rows: list[Row], alpha: float, min_effect: float, where: Path | None
+) -> str:
+    """The A/B table: every score's change side by side, the one that decided, Holm's p, the verdict;
+    why raw decided, said once per reason below the table."""
+    ab = pair[CANDIDATE].get("ab", {})
+    header = ("benchmark", "baseline", "raw", "calibration", "calibrated", "by", "p (Holm)", "verdict")
+    reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by == RAW))
+    lines = [
+        (
+            short_name(row.benchmark),
+            format_seconds(row.baseline_seconds),
+            format_change(row.raw),
+            percent(row.calibration.ratio) if row.calibration else "-",
+            format_change(row.calibrated),
+            row.decided_by + (f"[{reasons.index(row.reason) + 1}]" if row.decided_by == RAW else ""),
+            f"{row.p_adjusted:.2g}" if row.p_adjusted is not None else "-",
+            verdict_cell(row, pair),
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
+    sides = ab.get("sides", {})
+    confidence = f"{100 * (1 - alpha):g}%"
+    text = [
+        f"A/B session {ab.get('session')}" + (f", saved in {where}" if where else ""),
+        *(f"  {side:<9} {describe_side(sides.get(side, {}))}" for side in SIDES),
+        f"  {ab.get('processes')} processes per side, rounds interleaved in pairs, "
+        f"{ab.get('seconds_per_benchmark')} s a benchmark; Welch's t-test on per-process medians",
+        f"  {LEGEND}; [{confidence} interval]",
+        "  calibration: the calibration rounds' own change; calibrated: each round controlled by the "
+        "calibration beside it (decides only where the calibration did not move)",
+        f"  regression/improvement: p < {alpha:g} after Holm over these {len(rows)} rows and at least "
+        f"{100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; else inconclusive "
+        "(~ the --seconds that would decide it)",
+        "",
+        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
+        *("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines),
+        *(f"  [{i}] raw decides: {reason}" for i, reason in enumerate(reasons, 1)),
+    ]
+    if ab.get("candidate_slowdown"):
+        text.append(
+            f"note: a self-test session: {ab['candidate_slowdown']:.0%} slowdown injected into the candidate"
+        )
+    text += ["", counts([row.verdict for row in rows]) if rows else "no paired benchmarks"]
+    return "\n".join(text)
+
+
+def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str:
+    ab = pair[CANDIDATE].get("ab", {})
+
+    def change(c: Change | None) -> dict | None:
+        return None if c is None else c.__dict__
+
+    benchmarks = []
+    for row in rows:
+        chosen = row.decided
+        benchmarks.append(
+            {
+                "benchmark": row.benchmark,
+                "verdict": row.verdict,
+                "decided_by": row.decided_by,
+                "reason": row.reason,
+                "ratio": chosen.ratio if chosen else None,
+                "low": chosen.low if chosen else None,
+                "high": chosen.high if chosen else None,
+                "p_value": chosen.p_value if chosen else None,
+                "p_adjusted": row.p_adjusted,
+                "needed_seconds": needed_seconds(pair, row),
+                "baseline_seconds": row.baseline_seconds,
+                "candidate_seconds": row.latest_seconds,
+                "raw": change(row.raw),
+                "calibrated": change(row.calibrated),
+                "calibration": change(row.calibration),
+            }
+        )
+    return json.dumps(
+        {
+            "session": ab.get("session"),
+            "pair": str(where) if where else None,
+            "sides": ab.get("sides"),
+            "processes": ab.get("processes"),
+            "servers_per_side": ab.get("servers_per_side"),  # absent in pairs saved before it was kept
+            "benchmarks": benchmarks,
+        },
+        indent=2,
+    )

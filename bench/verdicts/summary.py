@@ -1,0 +1,129 @@
+"""The figures a run was made for, printed after pytest-benchmark's table of seconds per round.
+
+pytest-benchmark shows time per round; a performance engineer reads throughput: samples and tokens
+per second, FLOP/s and MFU, the speedup over HF's attention at the same shape, peak memory, time
+to the target accuracy. Built from the benchmarks' extra_info alone (no torch import), one line
+per benchmark, so a saved run's JSON gives the same lines as the session that made it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One benchmark as the summary needs it: from a live session or from a saved run's JSON."""
+
+    name: str  # the test's name, e.g. test_attention_step[w32-L512-b2-hf-forward]
+    group: str | None
+    median: float | None  # seconds per round (pytest-benchmark's median)
+    extra: dict
+
+
+def si(value: float, unit: str) -> str:
+    """3 significant digits with a k/M/G/T prefix: 12800 tokens/s -> 12.8k tokens/s."""
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{prefix} {unit}"
+    return f"{value:.3g} {unit}"
+
+
+def gigabytes(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.2f} GB"
+
+
+def epoch_line(extra: dict) -> str:
+    parts = [
+        ", ".join(f"{key} {extra[key]:.3g}" for key in ("p_whole", "p_train", "p_core")) + " samples/s",
+        si(extra["tokens_per_s"], "tokens/s"),
+        f"MFU {extra['mfu']:.1%}" if extra.get("mfu") else "MFU: peak unknown (--peak-tflops)",
+        f"peak memory {gigabytes(extra['peak_memory_bytes'])} ({extra['peak_memory_kind']})",
+    ]
+    if extra.get("max_samples"):
+        parts.append(
+            f"each round the first {extra['max_samples']} of {extra['train_set_samples']} train samples "
+            f"and {extra['eval_samples']} eval samples, at batch {extra['batch_size']}"
+        )
+    return "; ".join(parts)
+
+
+def attention_line(measured: Measured, hf_median: float | None) -> str:
+    extra = measured.extra
+    parts = [
+        f"{extra['implementation']}: {si(extra['tokens_per_s'], 'tokens/s')}",
+        si(extra["achieved_flops_per_s"], "FLOP/s"),
+    ]
+    if "speedup_over_hf" in extra:
+        parts.append(f"{extra['speedup_over_hf']:.2f}x HF's layer")
+    elif hf_median and measured.median and extra["implementation"] != "hf":
+        parts.append(f"{hf_median / measured.median:.2f}x HF's layer")
+    if extra.get("times_floor"):
+        parts.append(f"{extra['times_floor']:.1f}x the matmul floor")
+    return ", ".join(parts)
+
+
+def convergence_line(extra: dict) -> str:
+    reached = extra["eval_accuracy"][-1] if extra.get("eval_accuracy") else None
+    accuracy = "no evaluation" if reached is None else f"accuracy {reached:.4f}"
+    when = (
+        f"target reached in {extra['time_to_target_s']:.1f} s"
+        if extra.get("time_to_target_s") is not None
+        else "target not reached"
+    )
+    return (
+        f"{extra['case']}: {accuracy} (target {extra['target_accuracy']}), {when}, "
+        f"{extra['epochs']} epochs, {extra['status']}"
+    )
+
+
+def line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
+    """The figures of one benchmark, or None for a benchmark with nothing beyond its time."""
+    extra = measured.extra
+    if "p_whole" in extra:
+        return epoch_line(extra)
+    if "samples_per_s" in extra:
+        return f"{extra['samples_per_s']:.3g} samples/s, {si(extra['tokens_per_s'], 'tokens/s')}"
+    if "implementation" in extra and "tokens_per_s" in extra:
+        return attention_line(measured, hf_medians.get(measured.group or ""))
+    if "target_accuracy" in extra:
+        return convergence_line(extra)
+    return None
+
+
+def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
+    """One line per benchmark that has figures, named by its test and grouped as in the table."""
+    benchmarks = list(benchmarks)
+    hf_medians = {
+        b.group: b.median
+        for b in benchmarks
+        if b.group and b.median and b.extra.get("implementation") == "hf"
+    }
+    lines = [(b, line(b, hf_medians)) for b in benchmarks]
+    lines = [(b, text) for b, text in lines if text]
+    if not lines:
+        return []
+    width = max(len(b.name) for b, _ in lines)
+    return [f"{b.name.ljust(width)}  {text}" for b, text in lines]
+
+
+def verdict_lines(results: Path, saved: Path) -> list[str]:
+    """What `python -m bench compare --latest SAVED` says per benchmark, or why it cannot say yet."""
+    from bench.base.errors import BenchInputError
+    from bench.verdicts.compare import compare
+    from bench.verdicts.notation import LEGEND, format_change
+    from bench.verdicts.verdict import CALIBRATED
+
+    warnings: list[str] = []
+    try:
+        base_runs, _, rows = compare(results, latest=str(saved), warn=warnings.append)
+    except BenchInputError as err:
+        return [f"no verdict yet: {err}"]
+    lines = [f"against {', '.join(r.name for r in base_runs)} (python -m bench compare; {LEGEND}):"]
+    for row in rows:
+        change = f" {format_change(row.decided)} ({row.decided_by})" if row.decided else ""
+        note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
+        lines.append(f"  {row.benchmark.split('::')[-1]}: {row.verdict}{change}{note}")
+    return lines + [f"warning: {w}" for w in warnings]
