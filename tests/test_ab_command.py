@@ -195,11 +195,18 @@ def test_the_power_measurement_refuses_an_unknown_case():
 
 
 @pytest.mark.parametrize(
-    "args",
-    [["ab"], ["ab", "--baseline-ref", "HEAD", "--processes", "1"], ["power", "--ab", "--case", "nope"]],
-    ids=["no-baseline", "one-process", "unknown-case"],
+    ("args", "message"),
+    [
+        (["ab"], "ab needs a baseline"),
+        (["ab", "--baseline-ref", "HEAD", "--processes", "1"], "--processes 1: need at least 2"),
+        (["power", "--ab", "--case", "nope"], "--case 'nope': expected one of"),
+        (["power", "--ab", "--levels", "0.03,x"], "--levels 0.03,x: expected fractions separated by commas"),
+        (["power", "--ab", "--levels", "0.03,0"], "--levels 0.03,0: each level must be above 0"),
+        (["power", "--ab", "--levels", "0.05,0.05"], "--levels 0.05,0.05: each level must be above 0"),
+    ],
+    ids=["no-baseline", "one-process", "unknown-case", "levels-not-numbers", "level-zero", "level-twice"],
 )
-def test_bad_command_lines_are_refused_without_importing_torch(args):
+def test_bad_command_lines_are_refused_without_importing_torch(args, message):
     """In well under a second, where torch's import alone takes seconds: nothing heavy is imported
     before the command line has been checked."""
     code = (
@@ -208,4 +215,4 @@ def test_bad_command_lines_are_refused_without_importing_torch(args):
     )
     run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2, run.stderr
-    assert "error: " in run.stderr and "torch was imported" not in run.stderr
+    assert f"error: {message}" in run.stderr and "torch was imported" not in run.stderr

@@ -185,11 +185,13 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys):
     import pytest
 
     from bench.__main__ import main
+    from bench.cli import COMMANDS
 
     with pytest.raises(SystemExit):
         main(["--help"])
     main_help = capsys.readouterr().out
     names = ["train", "prepare", "report", "compare", "changes", "ab", "power", "presets"]
+    assert [module.NAME for module in COMMANDS] == names  # one module a command, in this order
     for name in names:
         with pytest.raises(SystemExit) as exit_:
             main([name, "--help"])
@@ -199,6 +201,13 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys):
         assert summary.endswith(".") and summary.rstrip(".") in " ".join(main_help.split()), name
         examples = text.split("examples:\n")[1]
         assert f"-m bench {name}" in examples, name
+
+
+def test_power_levels_are_read_as_sorted_fractions():
+    from bench.cli.power import slowdown_levels
+
+    assert slowdown_levels("--levels", "0.05,0.03,0.1") == (0.03, 0.05, 0.1)
+    assert slowdown_levels("--levels", "1") == (1.0,)
 
 
 def test_the_pull_request_selection_is_fast_and_holds_the_training_step():

@@ -57,6 +57,11 @@ def setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--null-trials", default="200", help="with --ab: same-code trials (default 200)")
     parser.add_argument("--trials", default="40", help="with --ab: trials per injected level (default 40)")
+    parser.add_argument(
+        "--levels",
+        default="0.02,0.05,0.10",
+        help="with --ab: the injected slowdowns, fractions separated by commas (default 0.02,0.05,0.10)",
+    )
     parser.add_argument("--processes", default="10", help="with --ab: processes per side (default 10, as ab)")
     parser.add_argument(
         "--seconds", default="20", help="with --ab: seconds per benchmark (default 20, as ab)"
@@ -126,6 +131,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def slowdown_levels(flag: str, text: str) -> tuple[float, ...]:
+    """Injected slowdowns as fractions of a round's time: each above 0 and at most 1, none twice."""
+    try:
+        levels = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise BenchInputError(
+            f"{flag} {text}: expected fractions separated by commas, e.g. 0.03,0.05"
+        ) from None
+    if not all(0 < level <= 1 for level in levels) or len(set(levels)) != len(levels):
+        raise BenchInputError(f"{flag} {text}: each level must be above 0 and at most 1, and given once")
+    return tuple(sorted(levels))
+
+
 def power_ab(args: argparse.Namespace) -> int:
     """`power --ab`: trials of `bench ab` on one benchmark, same code on both sides, with a known
     slowdown injected into the candidate; saved after every trial (an interrupted measurement
@@ -136,6 +154,7 @@ def power_ab(args: argparse.Namespace) -> int:
     if args.case not in (*AB_CASES, SELF_TEST):
         raise BenchInputError(f"--case {args.case!r}: expected one of {', '.join((*AB_CASES, SELF_TEST))}")
     check_thresholds(args.alpha, args.min_effect)
+    levels = slowdown_levels("--levels", args.levels)
     measurement = ABPower(
         args.case,
         positive_int("--null-trials", args.null_trials),
@@ -144,6 +163,7 @@ def power_ab(args: argparse.Namespace) -> int:
         positive_float("--seconds", args.seconds),
         args.alpha,
         args.min_effect,
+        (0.0, *levels),
     )
 
     def progress(done: int, planned: int) -> None:
