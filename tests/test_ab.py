@@ -28,7 +28,6 @@ from bench.power.ab import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job
 from bench.power.detection import format_detection, values
 from bench.verdicts.pairs import (
     find_pair,
-    format_pair,
     judge_pair,
     judge_saved,
     load_pair,
@@ -36,6 +35,7 @@ from bench.verdicts.pairs import (
     save_pair,
     side_json,
 )
+from bench.verdicts.tables import format_pair
 from bench.verdicts.verdict import RAW, REGRESSION, finish
 
 # The self-tests' size. CI must never fail by design, so these tests on live timings assert gross
@@ -364,9 +364,12 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
     loaded = load_pair(save_pair(tmp_path, "s1", fake_pair(1.10)))
     rows = judge_saved(loaded, 0.01, 0.02)
     table = format_pair(loaded, rows, 0.01, 0.02, None)
-    assert "+ is slower" in table and "after Holm over these 1 rows" in table
-    (line,) = [line for line in table.splitlines() if line.startswith("x")]
+    words = " ".join(table.split())  # the head is wrapped at 100 columns
+    assert "+ is slower" in words and "after Holm over these 1 rows" in words
+    lines = table.splitlines()
+    line = lines[lines.index("x") + 1]  # the name on its line, its figures under it
     assert "+10.0% [" in line and "raw[1]" in line and line.rstrip().endswith("regression")
+    assert max(len(line) for line in lines) <= 100
     assert "  [1] raw decides: the sides' software differs (torch 2.11 vs 2.13)" in table
     assert table.splitlines()[-1] == "1 regression"
     (row,) = json.loads(pair_json(loaded, rows, None))["benchmarks"]

@@ -129,7 +129,9 @@ def test_a_torch_upgrade_is_one_series_with_its_step_labelled(tmp_path, capsys):
     assert (found.shared, found.benchmarks) == (1, 1)
     assert main(["changes", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "test_attention_step[w32-L512-b2-hf-forward]: step +1" in out
+    lines = out.splitlines()
+    at = lines.index("  attention_step[w32-L512-b2-hf-forward]")  # its name, then the step under it
+    assert lines[at + 1].startswith("    step +1") and max(len(line) for line in lines) <= 100
     assert (
         "differs: commit 14aaaaaaaa -> 15aaaaaaaa, torch 2.13.0 -> 2.14.0, transformers None -> 5.30.0" in out
     )

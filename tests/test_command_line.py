@@ -135,7 +135,8 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         text=True,
         timeout=60,
     )
-    row = next(line for line in verdict.stdout.splitlines() if line.startswith("attention_step"))
+    lines = verdict.stdout.splitlines()
+    row = lines[next(i for i, line in enumerate(lines) if line.startswith("attention_step")) + 1]
     assert "0002_truncated.json" in verdict.stderr  # skipped, by name
     assert f"latest:   {folder.name}/{second.name}" in verdict.stdout
     assert "injected slowdown of 25%" in verdict.stdout

@@ -280,6 +280,7 @@ def test_a_torch_upgrade_that_slows_the_calibration_too_is_a_regression(tmp_path
     assert main(["compare", "--results", str(tmp_path), "--fail-on-regression"]) == 1
     table = capsys.readouterr().out
     assert "raw[1]" in table and "[1] the sides' software differs (torch 2.13.0 -> 2.14.0)" in table
+    assert max(len(line) for line in table.splitlines()) <= 100
 
 
 def test_with_history_the_run_to_run_spread_decides(tmp_path):

@@ -31,7 +31,7 @@ def attention(implementation: str, median: float, **extra) -> Measured:
     )
 
 
-def test_every_kind_of_benchmark_gets_its_figures_in_one_line():
+def test_every_kind_of_benchmark_gets_its_figures_under_its_name():
     lines = summary_lines(
         [
             Measured("test_epoch_slice_throughput", "epoch slice", 0.8, EPOCH),
@@ -67,8 +67,10 @@ def test_every_kind_of_benchmark_gets_its_figures_in_one_line():
         "embedded: accuracy 0.9300 (target 0.9), target reached in 95.0 s, 12 epochs, converged"
         in convergence
     )
-    column = len("test_attention_step[w32-L512-b2-blocked-forward]") + 2  # the longest name, padded
-    assert all(line[column - 1] == " " and line[column] != " " for line in lines)
+    for entry in lines:  # the test id on its line, the figures indented under it, within 100 columns
+        name, *figures = entry.splitlines()
+        assert name.startswith("test_") and figures and all(f.startswith("    ") for f in figures)
+        assert max(len(line) for line in entry.splitlines()) <= 100
 
 
 def test_measured_speedups_and_the_floor_win_over_the_ratio_of_medians():

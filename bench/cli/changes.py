@@ -26,7 +26,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.verdicts.changes import as_json, changes, format_changes
+    from bench.verdicts.changes import as_json, changes
+    from bench.verdicts.tables import format_changes
 
     found = changes(
         Path(args.results),

@@ -22,7 +22,8 @@ def warn(message: str) -> None:
 
 def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where: Path) -> int:
     """An A/B pair's verdicts as the table (or --json), and the exit code --fail-on-regression asks for."""
-    from bench.verdicts.pairs import format_pair, judge_saved, pair_json
+    from bench.verdicts.pairs import judge_saved, pair_json
+    from bench.verdicts.tables import format_pair
     from bench.verdicts.verdict import any_regression
 
     rows = judge_saved(saved, args.alpha, args.min_effect)

@@ -64,8 +64,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.verdicts.compare import as_json, compare, format_table
+    from bench.verdicts.compare import as_json, compare
     from bench.verdicts.pairs import find_pair
+    from bench.verdicts.tables import format_table
     from bench.verdicts.verdict import any_regression
 
     pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None

@@ -32,7 +32,7 @@ from scipy import stats
 
 from bench.base.errors import BenchInputError
 from bench.base.history import Run, by_series, label_changes, load_runs, software_differences
-from bench.verdicts.notation import LEGEND, percent
+from bench.verdicts.notation import percent
 from bench.verdicts.stats import run_level
 from bench.verdicts.verdict import CALIBRATED, CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, RAW
 
@@ -326,40 +326,6 @@ def changes(
 def format_step(step: Step) -> str:
     """A step in the one notation of a change (bench/verdicts/verdict.py): + is slower."""
     return f"{percent(step.ratio)} [{percent(step.low)}, {percent(step.high)}]"
-
-
-def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, min_runs: int) -> str:
-    """Per series, the steps first (each with its runs and what differed), then the quiet benchmarks."""
-    lines = [
-        f"steps tested at p < {alpha:g}, at least {100 * min_effect:g}%, holding {min_runs}+ runs on each "
-        f"side; {100 * (1 - alpha):g}% intervals; the level after over the level before ({LEGEND})",
-    ]
-    for series in dict.fromkeys(s.series for s in found):
-        mine = [s for s in found if s.series == series]
-        lines += ["", f"series {series}"]
-        for s in mine:
-            for f in s.found:
-                lines.append(
-                    f"  {s.benchmark.split('::')[-1]}: step {format_step(f.step)}, p = {f.step.p_value:.2g}, "
-                    f"{s.score} ({s.why}), {f.step.before} runs before and {f.step.after} after; "
-                    f"{f.shared} of {f.benchmarks} benchmarks stepped within {NEAR} runs of it"
-                )
-                lines.append(f"      between {f.last_before} and {f.first_after}")
-                lines.append(f"      differs: {', '.join(f.differs) or 'nothing recorded (the machine?)'}")
-        short = [s for s in mine if s.runs < 2 * min_runs]
-        quiet = [s for s in mine if not s.found and s.runs >= 2 * min_runs]
-        if quiet:
-            runs = sorted({s.runs for s in quiet})
-            span = f"{runs[0]}" if len(runs) == 1 else f"{runs[0]}-{runs[-1]}"
-            lines.append(f"  no step in {len(quiet)} of {len(mine)} benchmarks ({span} runs each)")
-        if short:
-            lines.append(
-                f"  not searched yet: {len(short)} of {len(mine)} benchmarks have fewer than "
-                f"{2 * min_runs} runs ({min_runs} on each side of a step)"
-            )
-    steps = sum(len(s.found) for s in found)
-    lines += ["", f"{steps} step{'' if steps == 1 else 's'} in {len(found)} benchmark series"]
-    return "\n".join(lines)
 
 
 def as_json(found: list[SeriesChanges]) -> str:

@@ -26,9 +26,8 @@ from bench.base.history import (
     load_runs,
     software_differences,
 )
-from bench.verdicts.notation import LEGEND, format_change, format_seconds, percent, short_name
 from bench.verdicts.stats import Change, Values, log_ratio_change, run_change, run_level, run_to_run_sd
-from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, counts, finish
+from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
 
 # The run-to-run spread is measured over the last HISTORY_RUNS earlier runs, once there are at least
 # MIN_HISTORY_RUNS (4 successive differences): fewer make its estimate, and the choice of score, a guess.
@@ -260,82 +259,6 @@ def compare(
             )
         )
     return [r for r in candidates if r.name in used], new, finish(rows, alpha, min_effect)
-
-
-def format_table(
-    base_runs: list[Run],
-    latest: Run,
-    rows: list[Row],
-    alpha: float,
-    min_effect: float,
-    force: bool = False,
-    process_spread: bool = False,
-) -> str:
-    """compare's table: every score's change side by side, the one that decided (why, said once per
-    reason below the table), Holm's p, the verdict."""
-
-    header = (
-        "benchmark",
-        "baseline",
-        "latest",
-        "raw",
-        "calibration",
-        "calibrated",
-        "by",
-        "p (Holm)",
-        "verdict",
-    )
-    reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by != CALIBRATED and row.reason))
-    lines = [
-        (
-            short_name(row.benchmark),
-            format_seconds(row.baseline_seconds),
-            format_seconds(row.latest_seconds),
-            format_change(row.raw),
-            percent(row.calibration.ratio) if row.calibration else "-",
-            format_change(row.calibrated),
-            row.decided_by + (f"[{reasons.index(row.reason) + 1}]" if row.reason in reasons else ""),
-            f"{row.p_adjusted:.2g}" if row.p_adjusted is not None else "-",
-            row.verdict,
-        )
-        for row in rows
-    ]
-    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header))]
-    tested = (
-        f"tested against the run-to-run spread of up to {HISTORY_RUNS} earlier runs once "
-        f"{MIN_HISTORY_RUNS} exist"
-        + (", else against the spread between processes" if process_spread else ", else no verdict")
-        + ("; runs of different series (--force): the calibrated score decides" if force else "")
-    )
-    text = [
-        f"latest:   {latest.name}",
-        f"baseline: {', '.join(r.name for r in base_runs)}",
-        *(
-            [f"differs:  {', '.join(changes)} (the latest run against the newest baseline run)"]
-            if (changes := software_changes(base_runs, latest))
-            else []
-        ),
-        "baseline, latest: geometric mean of the per-process median rounds (the raw change is their ratio)",
-        f"{LEGEND}; [{100 * (1 - alpha):g}% interval]",
-        f"change {tested}; regression/improvement: p < {alpha:g} after Holm over these {len(rows)} rows "
-        f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
-        "else inconclusive",
-        "",
-        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-        *("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines),
-        *(f"  [{i}] {reason}" for i, reason in enumerate(reasons, 1)),
-    ]
-    for run in (*base_runs, latest):
-        injected = {b.get("extra_info", {}).get("injected_slowdown") for b in run.saved["benchmarks"]} - {
-            None,
-            0,
-        }
-        if injected:
-            text.append(
-                f"note: {run.name} was a self-test run with an injected slowdown of {max(injected):.0%}"
-            )
-    text += ["", counts([row.verdict for row in rows])]
-    return "\n".join(text)
 
 
 def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:

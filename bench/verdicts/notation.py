@@ -7,7 +7,18 @@ it means with its interval: `+5.0% [+2.1%, +8.0%]` is 5% slower. Times are in ms
 
 from __future__ import annotations
 
+import textwrap
+
 from bench.verdicts.stats import Change
+
+WIDTH = 100  # every table and line the verdict layer prints fits this many columns
+
+
+def wrap(text: str, indent: str = "  ") -> list[str]:
+    """A line wrapped at WIDTH, continuation lines indented once more than the first."""
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+    )
 
 
 def format_change(change: Change | None) -> str:

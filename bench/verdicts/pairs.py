@@ -28,9 +28,8 @@ from pytest_benchmark.stats import Stats
 from bench.base.errors import BenchInputError
 from bench.measure.ab import BASELINE, CANDIDATE
 from bench.measure.sampling import Job, ProcessSample, summary
-from bench.verdicts.notation import LEGEND, format_change, format_seconds, percent, short_name
 from bench.verdicts.stats import Change, Values, controlled_change, log_ratio_change
-from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, choose_score, counts, finish
+from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
 
 SIDES = (BASELINE, CANDIDATE)
 PAIR_FOLDER = re.compile(r"^(\d{4})_")
@@ -213,76 +212,6 @@ def needed_seconds(pair: dict[str, dict], row: Row) -> float | None:
             sweeps = entry.get("extra_info", {}).get("rounds_per_worker") or 0
             return row.needed_factor * sweeps * sweep_seconds(pair, row.benchmark)
     return None
-
-
-def describe_side(side: dict) -> str:
-    parts = [
-        f"python {side.get('python')}",
-        f"torch {side.get('torch')}",
-        f"transformers {side.get('transformers')}",
-    ]
-    dirty = " + uncommitted changes" if side.get("dirty") else ""
-    if side.get("ref"):
-        parts.append(f"ref {side['ref']} ({str(side.get('commit'))[:10]})")
-    elif side.get("commit"):
-        parts.append(f"commit {str(side['commit'])[:10]}{dirty}")
-    parts += [f"{k}={v}" for k, v in {**side.get("env", {}), **side.get("options", {})}.items()]
-    return ", ".join(parts)
-
-
-def verdict_cell(row: Row, pair: dict[str, dict]) -> str:
-    if row.verdict != INCONCLUSIVE:
-        return row.verdict
-    seconds = needed_seconds(pair, row)
-    return f"{row.verdict} (~{seconds:.0f} s)" if seconds is not None else f"{row.verdict} (on the edge)"
-
-
-def format_pair(
-    pair: dict[str, dict], rows: list[Row], alpha: float, min_effect: float, where: Path | None
-) -> str:
-    """The A/B table: every score's change side by side, the one that decided, Holm's p, the verdict;
-    why raw decided, said once per reason below the table."""
-    ab = pair[CANDIDATE].get("ab", {})
-    header = ("benchmark", "baseline", "raw", "calibration", "calibrated", "by", "p (Holm)", "verdict")
-    reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by == RAW))
-    lines = [
-        (
-            short_name(row.benchmark),
-            format_seconds(row.baseline_seconds),
-            format_change(row.raw),
-            percent(row.calibration.ratio) if row.calibration else "-",
-            format_change(row.calibrated),
-            row.decided_by + (f"[{reasons.index(row.reason) + 1}]" if row.decided_by == RAW else ""),
-            f"{row.p_adjusted:.2g}" if row.p_adjusted is not None else "-",
-            verdict_cell(row, pair),
-        )
-        for row in rows
-    ]
-    widths = [max(len(line[i]) for line in [header, *lines]) for i in range(len(header))]
-    sides = ab.get("sides", {})
-    confidence = f"{100 * (1 - alpha):g}%"
-    text = [
-        f"A/B session {ab.get('session')}" + (f", saved in {where}" if where else ""),
-        *(f"  {side:<9} {describe_side(sides.get(side, {}))}" for side in SIDES),
-        f"  {ab.get('processes')} processes per side, rounds interleaved in pairs, "
-        f"{ab.get('seconds_per_benchmark')} s a benchmark; Welch's t-test on per-process medians",
-        f"  {LEGEND}; [{confidence} interval]",
-        "  calibration: the calibration rounds' own change; calibrated: each round controlled by the "
-        "calibration beside it (decides only where the calibration did not move)",
-        f"  regression/improvement: p < {alpha:g} after Holm over these {len(rows)} rows and at least "
-        f"{100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; else inconclusive "
-        "(~ the --seconds that would decide it)",
-        "",
-        "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)),
-        *("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines),
-        *(f"  [{i}] raw decides: {reason}" for i, reason in enumerate(reasons, 1)),
-    ]
-    if ab.get("candidate_slowdown"):
-        text.append(
-            f"note: a self-test session: {ab['candidate_slowdown']:.0%} slowdown injected into the candidate"
-        )
-    text += ["", counts([row.verdict for row in rows]) if rows else "no paired benchmarks"]
-    return "\n".join(text)
 
 
 def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str:

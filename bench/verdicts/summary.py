@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.verdicts.notation import WIDTH, wrap
+
 
 @dataclass(frozen=True)
 class Measured:
@@ -94,7 +96,7 @@ def line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
 
 
 def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
-    """One line per benchmark that has figures, named by its test and grouped as in the table."""
+    """Per benchmark that has figures: its test id, then the figures, in the order of the table."""
     benchmarks = list(benchmarks)
     hf_medians = {
         b.group: b.median
@@ -105,15 +107,27 @@ def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
     lines = [(b, text) for b, text in lines if text]
     if not lines:
         return []
-    width = max(len(b.name) for b, _ in lines)
-    return [f"{b.name.ljust(width)}  {text}" for b, text in lines]
+    # the name on its line, the figures under it within 100 columns: one entry a benchmark
+    return ["\n".join([b.name, *figure_lines(text)]) for b, text in lines]
+
+
+def figure_lines(text: str, indent: str = "    ") -> list[str]:
+    """A benchmark's figures under its name, broken between figures ("; ") to fit WIDTH columns;
+    a figure longer than a line is wrapped on its own."""
+    out: list[str] = []
+    for part in text.split("; "):
+        if out and len(out[-1]) + 2 + len(part) <= WIDTH:
+            out[-1] += f"; {part}"
+        else:
+            out += wrap(part, indent) or [indent]
+    return out
 
 
 def verdict_lines(results: Path, saved: Path) -> list[str]:
     """What `python -m bench compare --latest SAVED` says per benchmark, or why it cannot say yet."""
     from bench.base.errors import BenchInputError
     from bench.verdicts.compare import compare
-    from bench.verdicts.notation import LEGEND, format_change
+    from bench.verdicts.notation import LEGEND, format_change, short_name
     from bench.verdicts.verdict import CALIBRATED
 
     warnings: list[str] = []
@@ -121,9 +135,9 @@ def verdict_lines(results: Path, saved: Path) -> list[str]:
         base_runs, _, rows = compare(results, latest=str(saved), warn=warnings.append)
     except BenchInputError as err:
         return [f"no verdict yet: {err}"]
-    lines = [f"against {', '.join(r.name for r in base_runs)} (python -m bench compare; {LEGEND}):"]
+    lines = wrap(f"against {', '.join(r.name for r in base_runs)} (python -m bench compare; {LEGEND}):", "")
     for row in rows:
         change = f" {format_change(row.decided)} ({row.decided_by})" if row.decided else ""
         note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
-        lines.append(f"  {row.benchmark.split('::')[-1]}: {row.verdict}{change}{note}")
+        lines += wrap(f"{short_name(row.benchmark)}: {row.verdict}{change}{note}")
     return lines + [f"warning: {w}" for w in warnings]
