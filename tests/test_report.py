@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from bench.verdicts.report import write_report
 
@@ -43,37 +47,80 @@ def test_report_has_a_chart_and_a_row_per_benchmark_and_skips_broken_files(tmp_p
     assert len(warnings) == 1 and "0003_run.json" in warnings[0]
 
 
-def test_report_puts_regressions_first_groups_the_rest_and_labels_runs(tmp_path):
-    """As a person reads it: the latest run's regressions at the top, then a table per benchmark
-    group under short names, charts named by benchmark, x-axis by commit and date."""
+def dashboard_history(tmp_path: Path) -> Path:
+    """7 runs of two benchmarks: test_x (an attention row with figures) 30% slower in the last run,
+    test_y (an epoch group) with a self-test run at 25% injected."""
     folder = tmp_path / "results" / "cpu-x"
     folder.mkdir(parents=True)
     steady = [1.0, 1.01, 0.99, 1.0, 1.02, 0.98, 1.0]
     for number, scale in enumerate(steady, start=1):
-        run = saved_run(0.010 * (1.3 if number == 7 else scale))  # test_x: 30% slower in the last run
+        run = saved_run(0.010 * (1.3 if number == 7 else scale))
         (x,) = run["benchmarks"]
         x["group"] = "attention"
+        x["extra_info"] = {
+            **x["extra_info"],
+            "implementation": "blocked",
+            "tokens_per_s": 51200.0,
+            "achieved_flops_per_s": 2e9,
+        }
         y = {
             **saved_run(0.020 * scale)["benchmarks"][0],
             "fullname": "bench/b.py::test_y[a-b]",
+            "name": "test_y[a-b]",
             "group": "epoch",
         }
         y["extra_info"] = {**y["extra_info"], "injected_slowdown": 0.25 if number == 3 else 0.0}
         run["benchmarks"].append(y)
         run["commit_info"] = {"id": f"{number:07d}abcdef"}
-        run["datetime"] = f"2026-11-{number:02d}T10:00:00"
+        run["datetime"] = f"2026-11-{number:02d}T10:0{number}:00"
         (folder / f"{number:04d}_run.json").write_text(json.dumps(run))
+    return tmp_path / "results"
+
+
+def test_report_reads_as_a_dashboard_overview_first_then_charts(tmp_path):
+    """As a person reads it: per series an overview (the latest run's regressions on top, the
+    latest time in its unit, the figures, change, verdict, a trend line), then the charts by group."""
     out = tmp_path / "results" / "report.html"
-    assert write_report(tmp_path / "results", out, print) == 2
+    assert write_report(dashboard_history(tmp_path), out, print) == 2
     page = out.read_text()
-    regressions = page.index("Regressions in the latest run (1)")
-    assert regressions < page.index(">test_x<") < page.index("<h3>epoch</h3>") < page.index(">test_y[a-b]<")
-    assert "<h3>attention</h3>" not in page  # its only benchmark is listed with the regressions
-    charts = sorted(p.name for p in (tmp_path / "results" / "report_charts").iterdir())
-    assert charts == ["cpu-x-test_x.png", "cpu-x-test_y_a-b.png"]  # runs without a fingerprint: by folder
+    overview, charts = page.index("class='overview'"), page.index("<h3>Charts</h3>")
+    assert page.index("Regressions in the latest run (1)") < overview < charts
+    x_row, y_row = page.index(">test_x</a>"), page.index(">test_y[a-b]</a>")
+    assert overview < x_row < y_row < charts  # the regression first, then the rest
+    assert "13.000 ms" in page and "blocked: 51.2k tokens/s" in page  # its unit, its figures
+    assert "+32.7% [" in page and 'class="v-regression"' in page and page.count('<svg class="spark"') == 2
+    assert charts < page.index("<h4>attention</h4>") < page.index("<h4>epoch</h4>")
+    assert page.count('<figure id="cpu-x-test_') == 2 and 'href="#cpu-x-test_x"' in page
+    assert "bars: the lowest and highest process" in page
+    names = sorted(p.name for p in (tmp_path / "results" / "report_charts").iterdir())
+    assert names == ["cpu-x-test_x.png", "cpu-x-test_y_a-b.png"]  # runs without a fingerprint: by folder
     from bench.base.history import load_runs
     from bench.verdicts.report import benchmark_series
 
     points = benchmark_series(load_runs(tmp_path / "results", print))["bench/b.py::test_y[a-b]"]
-    assert points[0]["run"] == "0000001\n2026-11-01" and points[0]["group"] == "epoch"
+    assert points[0]["run"] == "#1 11-01 10:01" and points[0]["group"] == "epoch"  # number and time
     assert [p["injected"] for p in points] == [0, 0, 0.25, 0, 0, 0, 0]
+    level, low, high = points[0]["raw"]
+    assert low == pytest.approx(0.0198) and high == pytest.approx(0.0202) and low < level < high
+    assert points[0]["calibrated"][0] == pytest.approx(level / 0.005)
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="no chromium here (Debian's `chromium` package)")
+def test_the_report_loads_in_headless_chromium_with_every_chart(tmp_path):
+    """The page as a browser shows it: the overview table and every chart image decoded."""
+    out = tmp_path / "results" / "report.html"
+    write_report(dashboard_history(tmp_path), out, print)
+    probe = (
+        "<script>addEventListener('load', () => { document.body.dataset.charts = "
+        "[...document.images].filter(i => i.complete && i.naturalWidth > 0).length; "
+        "document.body.dataset.rows = document.querySelectorAll('table.overview tr').length; });</script>"
+    )
+    out.write_text(out.read_text() + probe)
+    dom = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", out.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr
+    assert 'data-charts="2"' in dom.stdout and 'data-rows="3"' in dom.stdout  # header + 2 benchmarks

@@ -1,6 +1,9 @@
 """Pictures of saved runs (matplotlib, headless) and an HTML report, all written atomically.
 
-No torch import: reports are read from results/ alone.
+The report reads as a dashboard: per series an overview first (one row a benchmark: its latest
+time, its throughput figures, the change and verdict `compare` gives, a trend line of the score
+that decided), then the charts, each drawing raw time and the calibrated score side by side, the
+deciding one marked. No torch import: reports are read from results/ alone.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from pathlib import Path
 from bench.base.history import Run, by_series, load_runs, replace_atomically
 from bench.verdicts.changes import Found, format_step, series_changes
 from bench.verdicts.compare import HISTORY_RUNS, judge, values_of
-from bench.verdicts.notation import format_change
-from bench.verdicts.verdict import CALIBRATED, REGRESSION, finish
+from bench.verdicts.notation import LEGEND, format_change, format_seconds
+from bench.verdicts.summary import Measured, figures
+from bench.verdicts.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, Row, finish
 
 
-def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5)) -> bool:
-    """Draw on one set of axes with `draw(ax)` and save a PNG atomically; False without matplotlib
-    (a bare GPU runner), where nothing is drawn."""
+def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5), panels: int = 0) -> bool:
+    """Draw with `draw(ax)` (or `draw(axes)`, a list of `panels` axes side by side) and save a PNG
+    atomically; False without matplotlib (a bare GPU runner), where nothing is drawn."""
     try:
         import matplotlib
     except ImportError:
@@ -31,10 +35,11 @@ def save_png(path: Path, draw: Callable, size: tuple[float, float] = (6, 3.5)) -
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=size, dpi=100)
+    fig, axes = plt.subplots(1, max(1, panels), figsize=size, dpi=100, squeeze=False)
     try:
-        draw(ax)
-        ax.grid(alpha=0.3)
+        draw(list(axes[0]) if panels else axes[0][0])
+        for ax in axes[0]:
+            ax.grid(alpha=0.3)
         fig.tight_layout()
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png")
@@ -60,30 +65,42 @@ def save_accuracy_curve(
 
 
 def run_label(run: Run) -> str:
-    """A saved run on a chart's x-axis: its commit and date (its file number where none was saved)."""
-    commit = (run.saved.get("commit_info") or {}).get("id") or ""
-    return f"{commit[:7] or run.path.name[:4]}\n{run.when[:10]}".strip()
+    """A saved run on a chart's x-axis: its number in the series folder and when it ran, so that
+    two runs of one commit are told apart."""
+    number = run.path.name[:4].lstrip("0") or "0"
+    return f"#{number} {run.when[5:10]} {run.when[11:16]}".strip()
+
+
+def geometric_mean(values: list[float]) -> float | None:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
 
 
 def benchmark_series(runs: list[Run]) -> dict[str, list[dict]]:
-    """Per benchmark (full name), one point per saved run: its median, quartiles, run label and
-    name, group and the slowdown a self-test injected into it (0 for a real run)."""
+    """Per benchmark (full name), one point per saved run: the raw level (geometric mean of the
+    per-process medians, pytest-benchmark's median where none were saved) and the calibrated one
+    (of the per-process medians of round over calibration round), each with the lowest and highest
+    process; the run's label and name, the group, the figures and the slowdown a self-test injected."""
     series: dict[str, list[dict]] = {}
     for run in runs:
         for bench in run.saved["benchmarks"]:
-            stats = bench.get("stats", {})
+            stats, extra = bench.get("stats", {}), bench.get("extra_info") or {}
             if "median" not in stats:
                 continue
+            raw = [v for v in extra.get("process_medians", []) if v > 0] or [stats["median"]]
+            calibrated = [v for v in extra.get("normalized_medians", []) if v > 0]
             series.setdefault(bench.get("fullname", bench.get("name", "?")), []).append(
                 {
                     "run": run_label(run),
                     "name": run.name,
-                    "median": stats["median"],
-                    "q1": stats.get("q1", stats["median"]),
-                    "q3": stats.get("q3", stats["median"]),
                     "when": run.when,
                     "group": bench.get("group") or "other",
-                    "injected": (bench.get("extra_info") or {}).get("injected_slowdown") or 0,
+                    "median": stats["median"],
+                    "raw": (geometric_mean(raw), min(raw), max(raw)),
+                    "calibrated": (geometric_mean(calibrated), min(calibrated), max(calibrated))
+                    if calibrated
+                    else None,
+                    "figures": Measured(bench.get("name", "?"), bench.get("group"), stats["median"], extra),
+                    "injected": extra.get("injected_slowdown") or 0,
                 }
             )
     return series
@@ -94,30 +111,50 @@ def short_name(fullname: str) -> str:
     return fullname.split("::")[-1]
 
 
-def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = ()) -> bool:
-    """Median per run with the interquartile range as error bars; runs with an injected slowdown
-    (self-tests) drawn apart and labelled, so they are never read as real regressions; each change
-    point (bench/verdicts/changes.py) a dashed line before the first run after it, labelled with its size."""
-    scale, unit = (1e3, "ms") if max(p["median"] for p in points) < 1 else (1.0, "s")
+def time_scale(seconds: float) -> tuple[float, str]:
+    return (1e3, "ms") if seconds < 1 else (1.0, "s")
 
-    def draw(ax) -> None:
-        x = range(len(points))
-        medians = [p["median"] * scale for p in points]
-        low = [(p["median"] - p["q1"]) * scale for p in points]
-        high = [(p["q3"] - p["median"]) * scale for p in points]
-        ax.errorbar(x, medians, yerr=[low, high], marker="o", markersize=3, capsize=3)
-        injected = [i for i, p in enumerate(points) if p["injected"]]
-        if injected:
-            ax.scatter(
-                injected, [medians[i] for i in injected], color="red", zorder=3, label="injected slowdown"
-            )
-            for i in injected:
-                ax.annotate(f"+{points[i]['injected']:.0%}", (i, medians[i]), fontsize=7, color="red")
+
+ERROR_BARS = "points: geometric mean of the per-process medians; bars: the lowest and highest process"
+
+
+def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = (), decided: str = "") -> bool:
+    """Raw time (ms or s) and, where saved, the calibrated score (round over calibration round)
+    side by side, per run; the panel of the score that decided the latest verdict says so. Runs
+    with an injected slowdown (self-tests) are drawn apart and labelled, so that they are never read
+    as real regressions; each change point (bench/verdicts/changes.py) is a dashed line before the
+    first run after it, labelled with its size. The legend names only marks that are drawn."""
+    panels = [("raw", "raw time")] + (
+        [("calibrated", "calibrated")] if all(p["calibrated"] for p in points) else []
+    )
+    scale, unit = time_scale(max(p["raw"][0] for p in points))
+
+    def draw(axes) -> None:
         names = [p["name"] for p in points]
-        for found in steps:
-            if found.first_after in names:
+        x = list(range(len(points)))
+        every = math.ceil(len(points) / 12)  # at most 12 labels, so they stay readable
+        for ax, (key, title) in zip(axes, panels, strict=True):
+            factor = scale if key == "raw" else 1.0
+            level = [p[key][0] * factor for p in points]
+            low = [(p[key][0] - p[key][1]) * factor for p in points]
+            high = [(p[key][2] - p[key][0]) * factor for p in points]
+            ax.errorbar(x, level, yerr=[low, high], marker="o", markersize=3, capsize=3, label="_points")
+            injected = [i for i, p in enumerate(points) if p["injected"]]
+            if injected:
+                ax.scatter(
+                    injected, [level[i] for i in injected], color="red", zorder=3, label="injected slowdown"
+                )
+                for i in injected:
+                    ax.annotate(f"+{points[i]['injected']:.0%}", (i, level[i]), fontsize=7, color="red")
+            for n, found in enumerate(f for f in steps if f.first_after in names):
                 at = names.index(found.first_after) - 0.5
-                ax.axvline(at, color="darkorange", linestyle="--", linewidth=1.2)
+                ax.axvline(
+                    at,
+                    color="darkorange",
+                    linestyle="--",
+                    linewidth=1.2,
+                    label="change point" if n == 0 else "_step",
+                )
                 software = [d for d in found.differs if not d.startswith(("commit ", "python "))]
                 ax.annotate(
                     "\n".join([f"step {(found.step.ratio - 1) * 100:+.1f}%", *software]),
@@ -130,42 +167,78 @@ def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = (
                     color="darkorange",
                     bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1},
                 )
-        if injected:
-            ax.legend(loc="best", fontsize=7)
-        every = math.ceil(len(points) / 15)  # at most 15 labels, so they stay readable
-        shown = list(x)[::every]
-        ax.set_xticks(shown, [points[i]["run"] for i in shown], rotation=45, ha="right", fontsize=7)
-        ax.set(ylabel=f"median ({unit})")
-        ax.set_title("\n".join(textwrap.wrap(name, 60)), fontsize=9)
+            if any(not label.startswith("_") for label in ax.get_legend_handles_labels()[1]):
+                ax.legend(loc="best", fontsize=7)
+            shown = x[::every]
+            ax.set_xticks(shown, [points[i]["run"] for i in shown], rotation=45, ha="right", fontsize=7)
+            ax.set_ylabel(f"median round ({unit})" if key == "raw" else "round / calibration round")
+            ax.set_title(title + (" (decided)" if key == decided else ""), fontsize=9)
+        axes[0].figure.suptitle("\n".join(textwrap.wrap(name, 90)), fontsize=9)
 
-    return save_png(path, draw, size=(6.5, 3.6))
+    return save_png(path, draw, size=(4.2 * len(panels) + 0.6, 3.4), panels=len(panels))
 
 
-def latest_verdict(saved: list[Run], fullname: str) -> tuple[str, list[str]]:
+def latest_verdict(saved: list[Run], fullname: str) -> Row | None:
     """The newest of the `saved` runs that measured this benchmark against the one before it, as
-    `compare` judges: (verdict, the table cells: change, decided by, verdict with its note)."""
+    `compare` judges it; None with fewer than two such runs."""
     measured = [v for run in saved if (v := values_of(run, fullname)).process]
     if len(measured) < 2:
-        return "", ["", "", "one run: nothing to compare yet"]
+        return None
     history = measured[:-1][-HISTORY_RUNS:]
-    row = finish([judge(fullname, history[-1:], measured[-1], history, confidence=0.99)], 0.01, 0.02)[0]
-    note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
-    return row.verdict, [
-        html.escape(format_change(row.decided or row.raw)),  # the raw change where nothing decided
-        row.decided_by,
-        html.escape(row.verdict + note),
+    return finish([judge(fullname, history[-1:], measured[-1], history, confidence=0.99)], 0.01, 0.02)[0]
+
+
+def sparkline(values: list[float], color: str) -> str:
+    """A small inline SVG of a series (its own scale), the last point marked in `color`."""
+    width, height, pad = 120, 24, 3
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 2 * pad) / max(1, len(values) - 1)
+    xy = [
+        (pad + i * step, height - pad - (v - low) / span * (height - 2 * pad)) for i, v in enumerate(values)
     ]
+    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in xy)
+    x, y = xy[-1]
+    return (
+        f'<svg class="spark" width="{width}" height="{height}" role="img" aria-label="trend">'
+        f'<polyline fill="none" stroke="#36c" stroke-width="1.5" points="{line}"/>'
+        f'<circle cx="{x:.1f}" cy="{y:.1f}" r="2.5" fill="{color}"/></svg>'
+    )
 
 
-HEADER = (
+VERDICT_COLOR = {REGRESSION: "#b00", IMPROVEMENT: "#080"}
+OVERVIEW = (
     "benchmark",
     "runs",
-    "latest median",
-    "change vs previous [99% CI]",
-    "decided by",
+    "latest",
+    "throughput and figures",
+    "change vs previous [99%]",
     "verdict",
     "trend",
 )
+
+
+def overview_row(name: str, points: list[dict], row: Row | None, figures: dict[str, str], anchor: str) -> str:
+    """One benchmark at a glance: its latest time in its unit, its figures, the change and verdict
+    of its latest run, and the trend of the score that decided (raw where nothing did)."""
+    key = "calibrated" if row is not None and row.decided_by == CALIBRATED else "raw"
+    verdict = row.verdict if row is not None else ""
+    if row is None:
+        change, said = "", "one run: nothing to compare yet"
+    else:
+        note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
+        change, said = f"{format_change(row.decided or row.raw)} ({row.decided_by})", verdict + note
+    trend = [p[key][0] for p in points if p[key]]
+    cells = [
+        f'<a href="#{anchor}" title="{html.escape(name)}">{html.escape(short_name(name))}</a>',
+        str(len(points)),
+        format_seconds(points[-1]["raw"][0]),
+        html.escape(figures.get(points[-1]["figures"].name, "")),
+        html.escape(change),
+        f'<span class="v-{verdict.replace(" ", "-")}">{html.escape(said)}</span>',
+        sparkline(trend, VERDICT_COLOR.get(verdict, "#36c")) if len(trend) > 1 else "",
+    ]
+    return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
 def chart_file(charts_dir: Path, series: str, name: str, taken: set[Path]) -> Path:
@@ -177,10 +250,6 @@ def chart_file(charts_dir: Path, series: str, name: str, taken: set[Path]) -> Pa
         path = charts_dir / f"{stem}-{n}.png"
     taken.add(path)
     return path
-
-
-def table(rows: list[str]) -> str:
-    return "<table><tr>" + "".join(f"<th>{h}</th>" for h in HEADER) + "</tr>" + "".join(rows) + "</table>"
 
 
 def change_points(runs: list[Run]) -> tuple[dict[tuple[str, str], list[Found]], str]:
@@ -215,8 +284,8 @@ def steps_list(steps: dict[tuple[str, str], list[Found]]) -> str:
 
 def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and series under `out`'s folder, and `out` itself: a
-    self-contained HTML page (charts inlined): every change point first, then per series the latest
-    run's regressions, then one table per benchmark group. Returns the chart count."""
+    self-contained HTML page (charts inlined): every change point first, then per series the
+    overview (the latest run's regressions on top) and the charts by group. Returns the chart count."""
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
     runs = load_runs(storage, warn)
@@ -224,40 +293,62 @@ def write_report(storage: Path, out: Path, warn) -> int:
     sections, charts, taken = [note or steps_list(steps)], 0, set()
     for saved in by_series(runs).values():
         series = saved[0].series_name
+        by_benchmark = sorted(benchmark_series(saved).items())
+        latest_figures = figures([points[-1]["figures"] for _, points in by_benchmark])
+        overview: list[tuple[bool, str]] = []
         groups: dict[str, list[str]] = {}
-        regressions: list[str] = []
-        for name, points in sorted(benchmark_series(saved).items()):
+        for name, points in by_benchmark:
             png = chart_file(charts_dir, series, name, taken)
-            image = ""
-            if save_trend(png, short_name(name), points, steps.get((series, name), [])):
+            anchor = png.stem
+            row = latest_verdict(saved, name)
+            decided = "calibrated" if row is not None and row.decided_by == CALIBRATED else "raw"
+            overview.append(
+                (
+                    row is not None and row.verdict == REGRESSION,
+                    overview_row(name, points, row, latest_figures, anchor),
+                )
+            )
+            if save_trend(png, short_name(name), points, steps.get((series, name), []), decided):
                 charts += 1
                 data = base64.b64encode(png.read_bytes()).decode()
-                image = (
-                    f'<img alt="trend of {html.escape(short_name(name))}" src="data:image/png;base64,{data}">'
+                groups.setdefault(points[-1]["group"], []).append(
+                    f'<figure id="{anchor}"><img alt="trend of {html.escape(short_name(name))}" '
+                    f'src="data:image/png;base64,{data}"><figcaption>{html.escape(short_name(name))}'
+                    "</figcaption></figure>"
                 )
-            verdict, cells = latest_verdict(saved, name)
-            title = f'<span title="{html.escape(name)}">{html.escape(short_name(name))}</span>'
-            cells = [title, str(len(points)), f"{points[-1]['median']:.6g} s", *cells]
-            row = "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + f"<td>{image}</td></tr>"
-            (regressions if verdict == REGRESSION else groups.setdefault(points[-1]["group"], [])).append(row)
+        regressions = sum(bad for bad, _ in overview)
+        rows = [text for bad, text in overview if bad] + [text for bad, text in overview if not bad]
         folders = ", ".join(sorted({run.path.parent.name for run in saved}))
         parts = [
-            f"<h2>{html.escape(series)}</h2><p>{len(saved)} saved runs (in {html.escape(folders)}); "
-            "verdicts as <code>python -m bench compare</code> gives them for each benchmark's latest run; "
-            "dashed lines: change points as <code>python -m bench changes</code> finds them; "
-            "red points: self-test runs with an injected slowdown</p>",
+            f"<h2>{html.escape(series)}</h2><p>{len(saved)} saved runs (in {html.escape(folders)}), "
+            f"the latest {html.escape(saved[-1].when[:16].replace('T', ' '))}. Changes and verdicts as "
+            "<code>python -m bench compare</code> gives them for each benchmark's latest run "
+            f"({html.escape(LEGEND)}); the trend is the score that decided.</p>",
+            f"<h3 class='bad'>Regressions in the latest run ({regressions})</h3>" if regressions else "",
+            "<table class='overview'><tr>"
+            + "".join(f"<th>{h}</th>" for h in OVERVIEW)
+            + "</tr>"
+            + "".join(rows)
+            + "</table>",
         ]
-        if regressions:
+        if groups:
             parts.append(
-                f"<h3 class='bad'>Regressions in the latest run ({len(regressions)})</h3>{table(regressions)}"
+                f"<h3>Charts</h3><p class='note'>{ERROR_BARS}; left raw time, right the calibrated "
+                "score (each round over the calibration round beside it), the one that decided the "
+                "latest verdict marked; dashed lines: change points as <code>python -m bench "
+                "changes</code> finds them</p>"
             )
         for group in sorted(groups):
-            parts.append(f"<h3>{html.escape(group)}</h3>{table(groups[group])}")
+            parts.append(f"<h4>{html.escape(group)}</h4><div class='charts'>{''.join(groups[group])}</div>")
         sections.append("".join(parts))
     page = (
         "<!doctype html><meta charset='utf-8'><title>longformer-bench history</title>"
-        "<style>body{font-family:sans-serif;max-width:1400px}td,th{border:1px solid #ccc;padding:4px;"
-        "font-size:13px;vertical-align:top}table{border-collapse:collapse}.bad{color:#b00}</style>"
+        "<style>body{font-family:sans-serif;max-width:1500px;margin:auto}"
+        "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px;vertical-align:middle;text-align:left}"
+        "table{border-collapse:collapse}.bad,.v-regression{color:#b00;font-weight:bold}"
+        ".v-improvement{color:#080}.note{color:#555;font-size:13px}"
+        ".charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:8px}"
+        "figure{margin:0}figure img{max-width:100%}figcaption{font-size:12px;color:#555}</style>"
         "<h1>longformer-bench history</h1>" + ("".join(sections) or "<p>No saved runs.</p>")
     )
     replace_atomically(out, page.encode("utf-8"))

@@ -95,20 +95,23 @@ def line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
     return None
 
 
-def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
-    """Per benchmark that has figures: its test id, then the figures, in the order of the table."""
+def figures(benchmarks: Iterable[Measured]) -> dict[str, str]:
+    """The figures of every benchmark that has some, by name (a speedup is over HF's layer in the
+    same group of these benchmarks)."""
     benchmarks = list(benchmarks)
     hf_medians = {
         b.group: b.median
         for b in benchmarks
         if b.group and b.median and b.extra.get("implementation") == "hf"
     }
-    lines = [(b, line(b, hf_medians)) for b in benchmarks]
-    lines = [(b, text) for b, text in lines if text]
-    if not lines:
-        return []
+    found = {b.name: line(b, hf_medians) for b in benchmarks}
+    return {name: text for name, text in found.items() if text}
+
+
+def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
+    """Per benchmark that has figures: its test id, then the figures, in the order of the table."""
     # the name on its line, the figures under it within 100 columns: one entry a benchmark
-    return ["\n".join([b.name, *figure_lines(text)]) for b, text in lines]
+    return ["\n".join([name, *figure_lines(text)]) for name, text in figures(benchmarks).items()]
 
 
 def figure_lines(text: str, indent: str = "    ") -> list[str]:
