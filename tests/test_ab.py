@@ -297,7 +297,9 @@ def test_the_power_measurement_runs_fresh_sessions_saves_every_trial_and_tabulat
     # 4 processes: with 3 a side Welch's test has 2-4 degrees of freedom, and once judged 2x unflagged
     measurement = ABPower("hf-w32-L512", 1, 1, processes=4, seconds=1.0, injected=(0.0, 1.0), servers=1)
     saved = tmp_path / "power.json"
-    result = measurement.run(option_defaults(), saved, progress=lambda done, planned: None)
+    counted: list[tuple[int, int]] = []
+    result = measurement.run(option_defaults(), saved, progress=lambda *count: counted.append(count))
+    assert counted == [(0, 2), (1, 2), (2, 2)]  # what there is to do, before the first trial ends
     assert json.loads(saved.read_text()) == json.loads(json.dumps(result))  # saved after the last trial
     assert result["servers_per_side"] == 1 and result["processes"] == 4
     trials = result["trials"]

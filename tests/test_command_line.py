@@ -61,7 +61,8 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     assert "configfile: pytest.ini" in result.stdout
     assert f"model {model_dir}" in result.stdout
     figures = result.stdout.split("the figures behind the times")[1]  # after pytest-benchmark's table
-    assert "test_attention_step[w32-L512-b2-blocked-forward]  blocked: " in figures and "tokens/s" in figures
+    assert "test_attention_step[w32-L512-b2-blocked-forward]\n    blocked: " in figures  # figures under it
+    assert "tokens/s" in figures
     assert "no verdict yet: no run before" in figures
     assert "or name one: python -m bench compare --baseline RUN" in figures  # a command that takes it
     (folder,) = [p for p in storage.iterdir() if p.is_dir()]
@@ -119,9 +120,12 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         # under 1000%) only if that run was found, and errors out if it was not
         "--benchmark-compare=0001",
         "--benchmark-compare-fail=median:1000%",
+        f"--benchmark-histogram={tmp_path / 'histogram'}",  # drawn from the run and the one compared
         env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
     )
     assert injected.returncode == 0, injected.stdout + injected.stderr
+    (histogram,) = tmp_path.glob("histogram*.svg")  # one group: one chart
+    assert "<svg" in histogram.read_text() and "0001" in histogram.read_text()
     assert (
         f"Comparing against benchmarks from: {folder.name}/{saved.name}" in injected.stdout + injected.stderr
     )
@@ -202,6 +206,16 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys):
         assert summary.endswith(".") and summary.rstrip(".") in " ".join(main_help.split()), name
         examples = text.split("examples:\n")[1]
         assert f"-m bench {name}" in examples, name
+
+
+def test_a_long_measurement_shows_a_bar_of_its_trials(capsys):
+    from bench.cli.common import progress_bar
+
+    with progress_bar("trial") as update:
+        update(0, 30)
+        update(12, 30)
+    shown = capsys.readouterr().err
+    assert "0/30" in shown and "12/30" in shown and "trial" in shown
 
 
 def test_power_levels_are_read_as_sorted_fractions():

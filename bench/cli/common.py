@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
@@ -32,3 +34,24 @@ def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where
     else:
         print(format_pair(saved, rows, args.alpha, args.min_effect, where))
     return 1 if args.fail_on_regression and any_regression(rows) else 0
+
+
+@contextlib.contextmanager
+def progress_bar(unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar on stderr for a measurement of many minutes: `update(done, total)` as it goes."""
+    from tqdm import tqdm
+
+    bar = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit=unit, file=sys.stderr, dynamic_ncols=True)
+        bar.total, bar.n = total, done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        if bar is not None:
+            bar.close()

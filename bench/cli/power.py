@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.base.errors import BenchInputError
 from bench.base.history import load_runs, replace_atomically
-from bench.cli.common import check_thresholds, warn
+from bench.cli.common import check_thresholds, progress_bar, warn
 from bench.harness.options import option_defaults, positive_float, positive_int
 
 NAME = "power"
@@ -102,17 +102,9 @@ def run(args: argparse.Namespace) -> int:
         )
     job = fast_profile_job()
     started = time.perf_counter()
-
-    def progress(done: int) -> None:
-        print(
-            f"\r{done}/{runs} runs, {time.perf_counter() - started:.0f} s",
-            end="",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    measured = collect(option_defaults(), job, runs, workers, 1, LEVELS, progress)
-    print(file=sys.stderr)
+    with progress_bar("run") as update:
+        update(0, runs)
+        measured = collect(option_defaults(), job, runs, workers, 1, LEVELS, lambda done: update(done, runs))
     result = {
         "job": job.describe(),
         "workers": workers,
@@ -166,14 +158,11 @@ def power_ab(args: argparse.Namespace) -> int:
         (0.0, *levels),
     )
 
-    def progress(done: int, planned: int) -> None:
-        print(f"\r{done}/{planned} trials", end="", file=sys.stderr, flush=True)
-
     if args.resume and not args.save:
         raise BenchInputError("--resume: needs --save FILE, the measurement to go on with")
     save = Path(args.save) if args.save else None
-    result = measurement.run(option_defaults(), save, progress, args.resume)
-    print(file=sys.stderr)
+    with progress_bar("trial") as update:
+        result = measurement.run(option_defaults(), save, update, args.resume)
     print(
         f"{result['job']}, {measurement.processes} processes per side, {measurement.seconds:g} s a benchmark"
     )

@@ -193,6 +193,7 @@ class ABPower:
         planned = len(measured) + len(levels)
         started = time.perf_counter()
         result = self.result(job, measured, before)
+        progress(len(measured), planned)  # what there is to do, before the first trial's minutes
 
         def done(trial: dict) -> None:
             nonlocal result

@@ -15,9 +15,14 @@ WIDTH = 100  # every table and line the verdict layer prints fits this many colu
 
 
 def wrap(text: str, indent: str = "  ") -> list[str]:
-    """A line wrapped at WIDTH, continuation lines indented once more than the first."""
+    """A line wrapped at WIDTH between words, continuation lines indented once more than the first."""
     return textwrap.wrap(
-        text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ", break_on_hyphens=False
+        text,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + "  ",
+        break_on_hyphens=False,
+        break_long_words=False,  # a file name stays whole, past the margin if it must
     )
 
 

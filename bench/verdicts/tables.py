@@ -165,8 +165,8 @@ def format_table(
         + ("; runs of different series (--force): the calibrated score decides" if force else "")
     )
     text = [
-        *wrap(f"latest:   {latest.name}", ""),
-        *wrap(f"baseline: {', '.join(r.name for r in base_runs)}", ""),
+        f"latest:   {latest.name}",  # file names as they are, to be copied whole
+        f"baseline: {', '.join(r.name for r in base_runs)}",
         *(
             wrap(f"differs:  {', '.join(changes)} (the latest run against the newest baseline run)", "")
             if (changes := software_changes(base_runs, latest))
