@@ -43,7 +43,9 @@ def test_report_has_a_chart_and_a_row_per_benchmark_and_skips_broken_files(tmp_p
     assert charts == 1 and page.count("data:image/png;base64,") == 1
     assert "bench/benchmarks/test_x.py::test_x" in page and "2 saved runs" in page
     # the latest run's change and verdict, as compare gives them: no verdict before 5 earlier runs
-    assert "+20.0%" in page and "cannot tell (1 earlier run, 5 needed" in page
+    assert (
+        "+20.0%" in page and "cannot tell [1]" in page and "[1] 1 earlier run, 5 needed" in page
+    )  # said once
     assert len(warnings) == 1 and "0003_run.json" in warnings[0]
 
 

@@ -218,16 +218,24 @@ OVERVIEW = (
 )
 
 
-def overview_row(name: str, points: list[dict], row: Row | None, figures: dict[str, str], anchor: str) -> str:
+def overview_row(
+    name: str, points: list[dict], row: Row | None, figures: dict[str, str], anchor: str, notes: list[str]
+) -> str:
     """One benchmark at a glance: its latest time in its unit, its figures, the change and verdict
-    of its latest run, and the trend of the score that decided (raw where nothing did)."""
+    of its latest run, and the trend of the score that decided (raw where nothing did). A reason
+    is said once, below the table: the cell names its number in `notes` (added to as needed)."""
     key = "calibrated" if row is not None and row.decided_by == CALIBRATED else "raw"
     verdict = row.verdict if row is not None else ""
     if row is None:
         change, said = "", "one run: nothing to compare yet"
     else:
-        note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
-        change, said = f"{format_change(row.decided or row.raw)} ({row.decided_by})", verdict + note
+        said = verdict
+        if row.reason and row.decided_by != CALIBRATED:
+            if row.reason not in notes:
+                notes.append(row.reason)
+            said += f" [{notes.index(row.reason) + 1}]"
+        by = f" ({row.decided_by})" if row.decided else " (raw, untested)"
+        change = format_change(row.decided or row.raw) + by
     trend = [p[key][0] for p in points if p[key]]
     cells = [
         f'<a href="#{anchor}" title="{html.escape(name)}">{html.escape(short_name(name))}</a>',
@@ -296,16 +304,17 @@ def write_report(storage: Path, out: Path, warn) -> int:
         by_benchmark = sorted(benchmark_series(saved).items())
         latest_figures = figures([points[-1]["figures"] for _, points in by_benchmark])
         overview: list[tuple[bool, str]] = []
+        notes: list[str] = []
         groups: dict[str, list[str]] = {}
         for name, points in by_benchmark:
             png = chart_file(charts_dir, series, name, taken)
             anchor = png.stem
             row = latest_verdict(saved, name)
-            decided = "calibrated" if row is not None and row.decided_by == CALIBRATED else "raw"
+            decided = row.decided_by if row is not None else ""  # raw, calibrated, or "-": none marked
             overview.append(
                 (
                     row is not None and row.verdict == REGRESSION,
-                    overview_row(name, points, row, latest_figures, anchor),
+                    overview_row(name, points, row, latest_figures, anchor, notes),
                 )
             )
             if save_trend(png, short_name(name), points, steps.get((series, name), []), decided):
@@ -330,6 +339,7 @@ def write_report(storage: Path, out: Path, warn) -> int:
             + "</tr>"
             + "".join(rows)
             + "</table>",
+            "".join(f"<p class='note'>[{i}] {html.escape(note)}</p>" for i, note in enumerate(notes, 1)),
         ]
         if groups:
             parts.append(
