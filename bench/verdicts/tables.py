@@ -41,7 +41,7 @@ def score_legend(
     ]
 
 
-def figures(row: Row, reasons: list[str], verdict: str) -> tuple[str, ...]:
+def row_cells(row: Row, reasons: list[str], verdict: str) -> tuple[str, ...]:
     """A row's figures after its seconds: the decided change, who decided, raw, calibration, p."""
     decided_by = "cal" if row.decided_by not in (RAW, "-") else row.decided_by
     if row.reason in reasons and row.decided_by != CALIBRATED:
@@ -104,7 +104,7 @@ def format_pair(
     table = [
         (
             short_name(row.benchmark),
-            (format_seconds(row.baseline_seconds), *figures(row, reasons, verdict_cell(row, pair))),
+            (format_seconds(row.baseline_seconds), *row_cells(row, reasons, verdict_cell(row, pair))),
         )
         for row in rows
     ]
@@ -153,7 +153,7 @@ def format_table(
             (
                 format_seconds(row.baseline_seconds),
                 format_seconds(row.latest_seconds),
-                *figures(row, reasons, row.verdict),
+                *row_cells(row, reasons, row.verdict),
             ),
         )
         for row in rows
