@@ -21,6 +21,7 @@ from bench.base.history import Run, by_series, load_runs, replace_atomically
 from bench.verdicts.changes import Found, format_step, series_changes
 from bench.verdicts.compare import HISTORY_RUNS, judge, values_of
 from bench.verdicts.notation import LEGEND, format_change, format_seconds
+from bench.verdicts.stats import run_level
 from bench.verdicts.summary import Measured, figures
 from bench.verdicts.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, Row, finish
 
@@ -71,8 +72,9 @@ def run_label(run: Run) -> str:
     return f"#{number} {run.when[5:10]} {run.when[11:16]}".strip()
 
 
-def geometric_mean(values: list[float]) -> float | None:
-    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else None
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(geometric mean, lowest, highest) of a run's per-process values: a chart's point and bar."""
+    return math.exp(run_level(values)), min(values), max(values)
 
 
 def benchmark_series(runs: list[Run]) -> dict[str, list[dict]]:
@@ -92,13 +94,9 @@ def benchmark_series(runs: list[Run]) -> dict[str, list[dict]]:
                 {
                     "run": run_label(run),
                     "name": run.name,
-                    "when": run.when,
                     "group": bench.get("group") or "other",
-                    "median": stats["median"],
-                    "raw": (geometric_mean(raw), min(raw), max(raw)),
-                    "calibrated": (geometric_mean(calibrated), min(calibrated), max(calibrated))
-                    if calibrated
-                    else None,
+                    "raw": spread(raw),
+                    "calibrated": spread(calibrated) if calibrated else None,
                     "figures": Measured(bench.get("name", "?"), bench.get("group"), stats["median"], extra),
                     "injected": extra.get("injected_slowdown") or 0,
                 }

@@ -18,7 +18,11 @@ from bench.verdicts.pairs import CANDIDATE, SIDES, needed_seconds
 from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, counts
 
 INDENT = "    "  # the figures under a benchmark's name
-FIGURES = ("change [{confidence}]", "by", "raw", "calib.", "p Holm", "verdict")
+
+
+def figure_header(alpha: float) -> tuple[str, ...]:
+    """The columns after a row's seconds (`row_cells`), the interval's confidence named."""
+    return (f"change [{100 * (1 - alpha):g}%]", "by", "raw", "calib.", "p Holm", "verdict")
 
 
 def score_legend(
@@ -98,9 +102,7 @@ def format_pair(
     own change, Holm's p and the verdict; why raw decided, said once per reason below the table."""
     ab = pair[CANDIDATE].get("ab", {})
     reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by == RAW))
-    confidence = f"{100 * (1 - alpha):g}%"
-    header = ("baseline", *FIGURES)
-    header = (header[0], header[1].format(confidence=confidence), *header[2:])
+    header = ("baseline", *figure_header(alpha))
     table = [
         (
             short_name(row.benchmark),
@@ -146,7 +148,7 @@ def format_table(
     """compare's table: per benchmark the baseline's and latest time, the decided change, raw, the
     calibration's own change, Holm's p and the verdict; why, said once per reason below the table."""
     reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by != CALIBRATED and row.reason))
-    header = ("baseline", "latest", FIGURES[0].format(confidence=f"{100 * (1 - alpha):g}%"), *FIGURES[1:])
+    header = ("baseline", "latest", *figure_header(alpha))
     table = [
         (
             short_name(row.benchmark),
