@@ -16,6 +16,7 @@ messages are builtins only (dicts, lists, floats, strings), never classes of one
 
 from __future__ import annotations
 
+import functools
 import gc
 import importlib
 import importlib.util
@@ -37,6 +38,7 @@ SIDE_MODULES = {
 }
 
 
+@functools.cache  # found once in the server, before it forks: a flat-layout side fails one import
 def side_module(name: str):
     """The side's module `name` (a key of SIDE_MODULES), from the first place its checkout has it."""
     paths = SIDE_MODULES[name]
