@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import random
 import signal
@@ -380,17 +381,64 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
 
 
 def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):
-    from bench.power.scores import SCORES, format_scores, measure, null_summary, power_table
+    from bench.power.scores import SCORES, format_scores, load_sessions, measure, null_summary, power_table
 
     folder = save_pair(tmp_path, "s1", fake_pair(1.0))
-    table = measure([folder])
+    sessions = load_sessions([folder / "candidate.json"])  # a pair's file names its folder
+    table = measure(sessions)
     (cells,) = table.values()
     assert set(cells) == set(SCORES)  # every score could be computed from the saved rounds
     text = format_scores(table, 1)
-    assert "x" in text and "same-code rows" in text
-    power = power_table([folder], (0.05, 0.10), 0.01, 0.02)
+    assert "x" in text and "same-code rows" in text and max(len(line) for line in text.splitlines()) <= 100
+    power = power_table(sessions, (0.05, 0.10), 0.01, 0.02)
     assert "5%" in power and "10%" in power and "1 raw" in power  # the torch versions differ
-    assert "same-code sessions: 1, 0 would fail" in null_summary([folder], 0.01, 0.02)
+    assert "same-code sessions: 1, 0 would fail" in null_summary(sessions, 0.01, 0.02)
+
+
+def synthetic_trial(level: float, seed: int) -> dict:
+    """A `power --ab` trial of seeded values: 10 process pairs of 12 rounds, the candidate's rounds
+    stretched by `level`, every process off by its own 1% and every round by 1% more."""
+    rng = random.Random(seed)
+
+    def side(scale: float) -> dict:
+        rounds = []
+        for _ in range(10):
+            process = rng.gauss(0, 0.01)
+            rounds.append([scale * math.exp(process + rng.gauss(0, 0.01)) for _ in range(12)])
+        calibration = [[math.exp(rng.gauss(0, 0.01)) for _ in r] for r in rounds]
+        return values_of(rounds, calibration)
+
+    return {"level": level, "baseline": side(1.0), "candidate": side(1.0 + level)}
+
+
+def values_of(rounds: list[list[float]], calibration: list[list[float]]) -> dict:
+    samples = [ProcessSample(pid, r, c) for pid, (r, c) in enumerate(zip(rounds, calibration, strict=True))]
+    return values(samples, Job("training_step", {}, rounds=12), 1).__dict__
+
+
+def test_power_scores_reads_power_ab_trials_and_counts_what_each_score_finds(tmp_path):
+    from bench.power.scores import SCORES, format_scores, load_sessions, measure, null_summary
+
+    saved = tmp_path / "power.json"
+    trials = [synthetic_trial(0.0, seed) for seed in range(3)] + [
+        synthetic_trial(0.10, 10 + s) for s in range(2)
+    ]
+    saved.write_text(json.dumps({"job": "training_step(batch_size=2)", "trials": trials}))
+    sessions = load_sessions([saved])
+    assert len(sessions) == 5 and [s.same_code for s in sessions] == [True] * 3 + [False] * 2
+    (cells,) = measure(sessions).values()
+    for score in SCORES:  # 10% against rounds 1% apart: every score finds both, none cries wolf
+        assert cells[score]["found"] == {0.0: [False] * 3, 0.10: [True] * 2}, score
+        assert len(cells[score]["z"]) == 3
+    text = format_scores(measure(sessions), len(sessions))
+    assert ["10%", "slower"] + ["2/2"] * len(SCORES) in [line.split() for line in text.splitlines()]
+    assert "same-code sessions: 3, 0 would fail" in null_summary(sessions, 0.01, 0.02)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"job": "x"}')
+    with pytest.raises(BenchInputError, match=r"broken.json: not a `power --ab` result"):
+        load_sessions([broken])
+    with pytest.raises(BenchInputError, match="nowhere: not a saved A/B pair folder"):
+        load_sessions([tmp_path / "nowhere"])
 
 
 def test_the_session_bars_show_servers_then_each_benchmark_against_its_budget():

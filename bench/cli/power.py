@@ -20,7 +20,7 @@ EXAMPLES = (
     "python -m bench power --runs 40   # compare on fresh runs (minutes)",
     "python -m bench power --ab --case train-step --null-trials 10 --trials 10 --save power.json",
     "python -m bench power --changes   # changes on the saved runs (seconds)",
-    "python -m bench power --scores results/ab/*   # the scores' intervals on saved pairs",
+    "python -m bench power --scores results/ab/* power.json   # the scores on saved pairs and trials",
 )
 
 
@@ -46,8 +46,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scores",
         nargs="+",
-        metavar="PAIR",
-        help="saved A/B pair folders: each score's interval widths and same-code calibration",
+        metavar="SAVED",
+        help="saved A/B pair folders and `power --ab --save` files: each score's interval widths, "
+        "what it finds of the injected slowdowns, and its same-code calibration",
     )
     parser.add_argument(
         "--case",
@@ -74,16 +75,16 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.scores:  # reads saved pairs only: no torch
-        from bench.power.scores import format_scores, measure, null_summary, power_table
+    if args.scores:  # reads saved pairs and trials only: no torch
+        from bench.power.scores import format_scores, load_sessions, measure, null_summary, power_table
 
-        folders = [Path(p) for p in args.scores]
+        sessions = load_sessions([Path(p) for p in args.scores])
         alpha = 0.01 if args.alpha is None else args.alpha
-        print(format_scores(measure(folders), len(folders)))
+        print(format_scores(measure(sessions, 1.0 - alpha, args.min_effect), len(sessions)))
         print()
-        print(power_table(folders, (0.02, 0.03, 0.05, 0.10), alpha, args.min_effect))
+        print(power_table(sessions, (0.02, 0.03, 0.05, 0.10), alpha, args.min_effect))
         print()
-        print(null_summary(folders, alpha, args.min_effect))
+        print(null_summary(sessions, alpha, args.min_effect))
         return 0
     if args.alpha is None:
         args.alpha = 0.001 if args.changes else 0.01
