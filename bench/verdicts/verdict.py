@@ -11,7 +11,8 @@ that move (docs/verdicts.md).
 
 What a row says (`classify`, after `family`):
 - `regression` / `improvement`: significant in that direction after Holm's correction over the
-  session's benchmarks (one-sided; statsmodels' multipletests), and at least the minimum effect;
+  session's benchmarks (one-sided; statsmodels' multipletests), at least the minimum effect, and
+  its interval clear of no change (so no row says more than the interval printed beside it);
 - `no change`: the whole interval lies within +-minimum effect (1/(1+m) .. 1+m);
 - `inconclusive`: anything else, with what a decision would take (`needed_factor`).
 Holm keeps the chance that a session of unchanged code flags any regression at most alpha, however
@@ -144,9 +145,11 @@ def classify(change: Change | None, p_slower: float, p_faster: float, alpha: flo
     """The verdict of one row from its change and its family-adjusted one-sided p-values."""
     if change is None:
         return UNTESTABLE
-    if p_slower < alpha and change.ratio >= 1 + min_effect:
+    # and the printed interval clear of no change: the last rows of Holm's step-down test one-sided
+    # at up to alpha, looser than the two-sided interval's alpha / 2 on each side
+    if p_slower < alpha and change.ratio >= 1 + min_effect and change.low > 1:
         return REGRESSION
-    if p_faster < alpha and change.ratio <= 1 / (1 + min_effect):
+    if p_faster < alpha and change.ratio <= 1 / (1 + min_effect) and change.high < 1:
         return IMPROVEMENT
     if change.low >= 1 / (1 + min_effect) and change.high <= 1 + min_effect:
         return NO_CHANGE
