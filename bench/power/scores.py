@@ -56,9 +56,9 @@ def round_pair_change(baseline: Values, candidate: Values, confidence: float) ->
     """Each process pair's median log ratio of its rounds taken side by side (round k of the
     candidate against round k of its baseline partner, run one right after the other), so that a
     slow moment of the machine falls on both rounds of a pair."""
-    pairs = list(zip(baseline.rounds, candidate.rounds, strict=False))
-    if not pairs or len(baseline.rounds) != len(candidate.rounds):
+    if not baseline.rounds or len(baseline.rounds) != len(candidate.rounds):
         return None
+    pairs = zip(baseline.rounds, candidate.rounds, strict=True)
     return t_change(
         [statistics.median(math.log(c / b) for b, c in zip(rb, rc, strict=True)) for rb, rc in pairs],
         confidence,
