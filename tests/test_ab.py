@@ -441,6 +441,21 @@ def test_power_scores_reads_power_ab_trials_and_counts_what_each_score_finds(tmp
         load_sessions([tmp_path / "nowhere"])
 
 
+def test_power_scores_on_the_command_line_prints_its_three_tables(tmp_path, capsys):
+    from bench.__main__ import main
+
+    saved = tmp_path / "power.json"
+    trials = [synthetic_trial(0.0, seed) for seed in range(2)] + [synthetic_trial(0.05, 20)]
+    saved.write_text(json.dumps({"job": "training_step(batch_size=2)", "trials": trials}))
+    assert main(["power", "--scores", str(saved)]) == 0
+    out = capsys.readouterr().out
+    assert "3 saved sessions; per benchmark the median half-width" in out
+    assert "power of `ab`'s verdict" in out and "same-code sessions: 2, 0 would fail" in out
+    assert max(len(line) for line in out.splitlines()) <= 100
+    assert main(["power", "--scores", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere: not a saved A/B pair folder or `power --ab` result" in capsys.readouterr().err
+
+
 def test_the_session_bars_show_servers_then_each_benchmark_against_its_budget():
     """What `ab` draws on the terminal (fixtures/ab.py), fed the events a session sends."""
     import io
