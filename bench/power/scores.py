@@ -23,7 +23,7 @@ from scipy import stats as scipy_stats
 
 from bench.base.errors import BenchInputError
 from bench.verdicts.notation import short_name, wrap
-from bench.verdicts.pairs import find_pair, judge_pair, load_pair, stack_differences
+from bench.verdicts.pairs import find_pair, judge_pair, load_pair, pair_stack_differences, paired_extra_info
 from bench.verdicts.stats import Change, Values, controlled_change, log_ratio_change
 from bench.verdicts.verdict import REGRESSION, Row, family, finish
 
@@ -104,18 +104,15 @@ class Session:
 def pair_session(folder: Path) -> Session:
     """A saved pair: one session, a row per benchmark that both sides ran."""
     pair = load_pair(folder)
-    base = {b["fullname"]: b for b in pair["baseline"]["benchmarks"] if "fullname" in b}
-    rows = {}
-    for entry in pair["candidate"]["benchmarks"]:
-        name = entry.get("fullname")
-        if name in base:
-            extra = entry.get("extra_info", {})
-            rows[name] = (
-                Values.from_extra_info(base[name].get("extra_info", {})),
-                Values.from_extra_info(extra),
-                float(extra.get("injected_slowdown") or 0.0),
-            )
-    return Session(rows, stack_differences(pair["candidate"].get("ab", {}).get("sides", {})))
+    rows = {
+        name: (
+            Values.from_extra_info(base),
+            Values.from_extra_info(cand),
+            float(cand.get("injected_slowdown") or 0.0),
+        )
+        for name, base, cand in paired_extra_info(pair)
+    }
+    return Session(rows, pair_stack_differences(pair))
 
 
 def trial_sessions(path: Path) -> list[Session]:
@@ -138,10 +135,11 @@ def load_sessions(paths: list[Path]) -> list[Session]:
         raise BenchInputError("power --scores: name at least one saved A/B pair folder or power --ab file")
     out = []
     for path in paths:
-        if path.is_file() and find_pair(path) is None:
+        folder = find_pair(path)
+        if folder is not None:
+            out.append(pair_session(folder))
+        elif path.is_file():
             out += trial_sessions(path)
-        elif find_pair(path) is not None:
-            out.append(pair_session(find_pair(path)))
         else:
             raise BenchInputError(f"{path}: not a saved A/B pair folder or `power --ab` result")
     return out

@@ -172,23 +172,28 @@ def judge_pair(name: str, baseline: Values, candidate: Values, confidence: float
     )
 
 
+def paired_extra_info(pair: dict[str, dict]) -> list[tuple[str, dict, dict]]:
+    """(benchmark, the baseline's extra_info, the candidate's) for every benchmark both sides ran,
+    in the candidate's order."""
+    base = {b["fullname"]: b for b in pair[BASELINE]["benchmarks"] if "fullname" in b}
+    return [
+        (entry["fullname"], base[entry["fullname"]].get("extra_info", {}), entry.get("extra_info", {}))
+        for entry in pair[CANDIDATE]["benchmarks"]
+        if entry.get("fullname") in base
+    ]
+
+
+def pair_stack_differences(pair: dict[str, dict]) -> list[str]:
+    return stack_differences(pair[CANDIDATE].get("ab", {}).get("sides", {}))
+
+
 def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[Row]:
     """Every benchmark of a saved pair, judged together (Holm over the session's rows)."""
-    base = {b["fullname"]: b for b in pair["baseline"]["benchmarks"] if "fullname" in b}
-    differs = stack_differences(pair["candidate"].get("ab", {}).get("sides", {}))
-    rows = []
-    for entry in pair["candidate"]["benchmarks"]:
-        name = entry.get("fullname")
-        if name in base:
-            rows.append(
-                judge_pair(
-                    name,
-                    Values.from_extra_info(base[name].get("extra_info", {})),
-                    Values.from_extra_info(entry.get("extra_info", {})),
-                    1.0 - alpha,
-                    differs,
-                )
-            )
+    differs = pair_stack_differences(pair)
+    rows = [
+        judge_pair(name, Values.from_extra_info(base), Values.from_extra_info(cand), 1.0 - alpha, differs)
+        for name, base, cand in paired_extra_info(pair)
+    ]
     return finish(rows, alpha, min_effect)
 
 
