@@ -52,16 +52,23 @@ def test_detection_power(benchmark, run_spec, pytestconfig):
             kwargs={"server": server},
             rounds=1,
         )
+    judged = tables(measured, 0.01, 0.02)
     benchmark.extra_info.update(
         job=job.describe(),
         runs=runs,
         workers=workers,
         rounds_per_worker=job.rounds,
-        tables={
-            name: {str(k): v for k, v in table.items()}
-            for name, table in tables(measured, 0.01, 0.02).items()
-        },
+        tables={name: {str(k): v for k, v in table.items()} for name, table in judged.items()},
     )
+    # every level of every table judged as many trials as its baseline leaves runs for, each counted
+    first = {"previous": MIN_HISTORY_RUNS, "last:5": MIN_HISTORY_RUNS, "previous, no history": 1}
+    assert len(measured) == runs and all(list(run) == list(LEVELS) for run in measured)
+    for name, table in judged.items():
+        assert list(table) == list(LEVELS), name
+        for row in table.values():
+            assert row["trials"] == runs - first[name], (name, row)
+            assert 0 <= row["decided_by_calibrated"] <= row["trials"], (name, row)
+            assert row["rate"] == row["flagged"] / row["trials"], (name, row)
 
 
 @pytest.mark.slow
@@ -83,3 +90,11 @@ def test_ab_detection_power(benchmark, run_spec, pytestconfig, case):
         )
     result = benchmark.pedantic(measurement.run, args=(options,), rounds=1)
     benchmark.extra_info.update({k: v for k, v in result.items() if k != "trials"})
+    # every planned trial ran, was saved with both sides' values, and was judged exactly once
+    wanted = measurement.wanted()
+    assert len(result["trials"]) == sum(wanted.values()) == result["planned_trials"]
+    assert {float(level): row["trials"] for level, row in result["table"].items()} == {
+        level: n for level, n in wanted.items() if n
+    }
+    for row in result["table"].values():
+        assert row["flagged"] + row["improvement"] <= row["trials"], row
