@@ -33,9 +33,11 @@ from bench.verdicts.pairs import (
     judge_saved,
     load_pair,
     pair_json,
+    paired_extra_info,
     save_pair,
     side_json,
 )
+from bench.verdicts.stats import Values, within_process_slope
 from bench.verdicts.tables import format_pair
 from bench.verdicts.verdict import RAW, REGRESSION, finish
 
@@ -378,6 +380,8 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
     (row,) = json.loads(pair_json(loaded, rows, None))["benchmarks"]
     assert row["decided_by"] == "raw" and row["verdict"] == "regression" and row["p_adjusted"] < 0.01
     assert row["calibrated"]["ratio"] == pytest.approx(1.10) and row["needed_seconds"] is None
+    ((_, base, cand),) = paired_extra_info(loaded)  # the slope the calibrated score used, kept
+    assert row["slope"] == within_process_slope([Values.from_extra_info(base), Values.from_extra_info(cand)])
 
 
 def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):

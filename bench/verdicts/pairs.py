@@ -153,7 +153,7 @@ def judge_pair(name: str, baseline: Values, candidate: Values, confidence: float
     """One benchmark's changes, candidate / baseline: raw, controlled by the calibration, and the
     calibration's own; which decides (bench/verdicts/verdict.py). The verdict comes from `finish`."""
     raw = log_ratio_change(baseline.process, candidate.process, confidence)
-    calibrated, _ = controlled_change(baseline, candidate, confidence)
+    calibrated, slope = controlled_change(baseline, candidate, confidence)
     calibration = log_ratio_change(baseline.calibration, candidate.calibration, confidence)
     if raw is None:
         return Row(name, None, None, None, None, None, "-", "needs 2+ processes on each side (--processes)")
@@ -169,6 +169,7 @@ def judge_pair(name: str, baseline: Values, candidate: Values, confidence: float
         calibration,
         score,
         reason,
+        slope=None if calibrated is None else slope,
     )
 
 
@@ -245,6 +246,7 @@ def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str
                 "raw": change(row.raw),
                 "calibrated": change(row.calibrated),
                 "calibration": change(row.calibration),
+                "slope": row.slope,
             }
         )
     return json.dumps(

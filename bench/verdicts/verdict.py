@@ -95,6 +95,7 @@ class Row:
     verdict: str = UNTESTABLE
     p_adjusted: float | None = None
     needed_factor: float | None = None
+    slope: float | None = None  # ab's calibrated score: how much a round moves with its calibration
 
     @property
     def decided(self) -> Change | None:
