@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: setup bench test lint format embedded report compare changes ab clean
+.PHONY: setup bench test test-gpu-stack lint format embedded report compare changes ab clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,25 @@ bench: $(STAMP)
 # reach 90% within a wall-clock budget, which a slow or shared machine cannot promise.
 test: $(STAMP)
 	$(PYTEST) --benchmark-disable -m "not (slow and convergence)"
+
+# The same tests with the lent GPU machine's versions (Python 3.12, torch 2.11, transformers 5.17),
+# on this CPU, in a second venv from requirements-gpu-stack.lock. Not in CI: torch 2.11 is PyPI's CUDA
+# build, a few GB to download and install. GPU_STACK_PYTHON names another Python 3.12 if needed.
+GPU_STACK_PYTHON ?= $(firstword $(wildcard /usr/bin/python3.12 /usr/local/bin/python3.12 \
+	$(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3.12)
+GPU_STACK := .venv-gpu-stack
+GPU_STACK_STAMP := $(GPU_STACK)/.installed
+
+$(GPU_STACK_STAMP): requirements-gpu-stack.lock pyproject.toml
+	test -x $(GPU_STACK)/bin/python || $(GPU_STACK_PYTHON) -m venv $(GPU_STACK)
+	$(GPU_STACK)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-gpu-stack.lock
+	$(GPU_STACK)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(GPU_STACK_STAMP)
+
+test-gpu-stack: $(GPU_STACK_STAMP)
+	$(GPU_STACK)/bin/python -c "import sys, torch, transformers; \
+		print('python', sys.version.split()[0], 'torch', torch.__version__, 'transformers', transformers.__version__)"
+	$(GPU_STACK)/bin/python -m pytest --benchmark-disable -m "not (slow and convergence)"
 
 # Trend charts per benchmark and one self-contained HTML page over results/.
 report: $(STAMP)
@@ -59,4 +78,4 @@ embedded: $(STAMP)
 	$(BIN)/python -m fixtures.make_embedded
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .import_linter_cache *.egg-info
+	rm -rf $(VENV) $(GPU_STACK) .pytest_cache .ruff_cache .import_linter_cache *.egg-info
