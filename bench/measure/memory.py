@@ -50,7 +50,7 @@ class TensorMemory(TorchDispatchMode):
     def _count(self, storage: torch.UntypedStorage) -> None:
         key, size = id(storage), storage.nbytes()
         if key not in self.sizes:
-            weakref.finalize(storage, self._free, key)
+            weakref.finalize(storage, self._free, key).atexit = False  # none left to count then
             self.sizes[key] = 0
         self.live += size - self.sizes[key]  # a tracked storage that an operator resized: the change
         self.sizes[key] = size
