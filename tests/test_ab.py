@@ -24,7 +24,16 @@ import pytest
 from bench.base.errors import BenchInputError
 from bench.harness.options import option_defaults
 from bench.measure.ab import BASELINE, CANDIDATE, ABPool, assignments, check_python, check_stacks, commit_of
-from bench.measure.sampling import MAX_ROUNDS, SUITE_ROOT, Job, ProcessSample, Side, WorkerFailed, schedule
+from bench.measure.sampling import (
+    MAX_ROUNDS,
+    SUITE_ROOT,
+    Job,
+    ProcessSample,
+    Server,
+    Side,
+    WorkerFailed,
+    schedule,
+)
 from bench.power.ab import AB_COLUMNS, SELF_TEST, SELF_TEST_JOB, ABPower, ab_job
 from bench.power.detection import format_detection, values
 from bench.verdicts.pairs import (
@@ -103,6 +112,7 @@ def test_both_sides_sample_in_their_own_processes_and_keep_every_round(pool):
     assert len(set(pids)) == 2 * PROCESSES and os.getpid() not in pids
     assert all(len(s.seconds) == len(s.calibration) >= job.rounds for s in sides[BASELINE])
     assert pool.stacks[BASELINE]["suite"] == str(SUITE_ROOT / "bench")
+    assert pool.stacks[BASELINE]["threads"] == pool.stacks[CANDIDATE]["threads"] == pool.threads == 1
 
 
 def test_a_baseline_worker_that_dies_is_named_with_its_side(pool):
@@ -203,6 +213,21 @@ def test_sides_on_different_devices_are_refused():
         BenchInputError, match=r"--baseline-option device=cuda: .*different devices .*cuda.*cpu"
     ):
         check_stacks(base, Side(CANDIDATE), {BASELINE: stack("cuda"), CANDIDATE: stack()})
+
+
+def test_a_baseline_thread_count_is_its_servers_and_a_bad_one_is_refused_by_name():
+    """`--baseline-option threads=N` sets the threads the baseline's workers compute with (its
+    server's, which its workers inherit at the fork); the session's count stays the candidate's."""
+    assert Side(BASELINE, options={"threads": "2"}).worker_threads(1) == 2
+    assert Side(CANDIDATE).worker_threads(3) == 3
+    for value, problem in (("0", "0: must be positive"), ("two", "'two': not an integer")):
+        with pytest.raises(BenchInputError, match=f"^--baseline-option threads {problem}$"):
+            Side(BASELINE, options={"threads": value})
+    server = Server(Side(BASELINE, options={"threads": "2"}), option_defaults(), threads=1)
+    try:
+        assert server.ready()["threads"] == 2
+    finally:
+        server.close()
 
 
 def test_a_side_that_imports_another_checkout_is_refused(tmp_path):

@@ -204,8 +204,17 @@ def test_the_power_measurement_refuses_an_unknown_case():
         (["power", "--ab", "--levels", "0.03,x"], "--levels 0.03,x: expected fractions separated by commas"),
         (["power", "--ab", "--levels", "0.03,0"], "--levels 0.03,0: each level must be above 0"),
         (["power", "--ab", "--levels", "0.05,0.05"], "--levels 0.05,0.05: each level must be above 0"),
+        (["ab", "--baseline-option", "threads=0"], "--baseline-option threads 0: must be positive"),
     ],
-    ids=["no-baseline", "one-process", "unknown-case", "levels-not-numbers", "level-zero", "level-twice"],
+    ids=[
+        "no-baseline",
+        "one-process",
+        "unknown-case",
+        "levels-not-numbers",
+        "level-zero",
+        "level-twice",
+        "no-threads",
+    ],
 )
 def test_bad_command_lines_are_refused_without_importing_torch(args, message):
     """In well under a second, where torch's import alone takes seconds: nothing heavy is imported

@@ -10,8 +10,9 @@ EPOCH = {
     "p_core": 49.98,
     "tokens_per_s": 12777.0,
     "mfu": None,
-    "peak_memory_bytes": 747_040_768,
-    "peak_memory_kind": "worker process max RSS",
+    "peak_tensor_bytes": 199_553_792,
+    "peak_tensor_kind": "tracked",
+    "process_max_rss_bytes": 747_040_768,
     "max_samples": 32,
     "train_set_samples": 256,
     "eval_samples": 32,
@@ -59,7 +60,8 @@ def test_every_kind_of_benchmark_gets_its_figures_under_its_name():
     assert len(lines) == 5
     epoch, step, hf, blocked, convergence = lines
     assert "p_whole 47, p_train 49.9, p_core 50 samples/s; 12.8k tokens/s" in epoch
-    assert "MFU: peak unknown (--peak-tflops)" in epoch and "peak memory 0.75 GB" in epoch
+    assert "MFU: peak unknown (--peak-tflops)" in epoch
+    assert "peak tensor memory 0.20 GB (tracked); process max RSS 0.75 GB" in epoch
     assert "the first 32 of 256 train samples and 32 eval samples, at batch 16" in epoch
     assert step.endswith("53.3 samples/s, 13.7k tokens/s")
     assert "HF's layer" not in hf and "blocked: 256k tokens/s, 2G FLOP/s, 2.50x HF's layer" in blocked
@@ -71,6 +73,14 @@ def test_every_kind_of_benchmark_gets_its_figures_under_its_name():
         name, *figures = entry.splitlines()
         assert name.startswith("test_") and figures and all(f.startswith("    ") for f in figures)
         assert max(len(line) for line in entry.splitlines()) <= 100
+
+
+def test_a_run_saved_before_tensors_were_tracked_reads_with_its_one_figure_as_saved():
+    """Saved runs kept `peak_memory_bytes` (on the CPU the worker's max RSS) and said which it was."""
+    old = {k: v for k, v in EPOCH.items() if "tensor" not in k and "rss" not in k}
+    old.update(peak_memory_bytes=747_040_768, peak_memory_kind="worker process max RSS")
+    (entry,) = summary_lines([Measured("test_epoch_slice_throughput", "epoch slice", 0.8, old)])
+    assert "peak memory 0.75 GB (worker process max RSS)" in entry and "tensor" not in entry
 
 
 def test_measured_speedups_and_the_floor_win_over_the_ratio_of_medians():

@@ -152,6 +152,9 @@ def test_the_sides_software_differs_in_interpreter_versions_and_variables():
     assert stack_differences(sides) == []
     sides["baseline"] = {**same, "torch": "2.12.0", "env": {"OMP_NUM_THREADS": "2"}}
     assert stack_differences(sides) == ["torch 2.12.0 vs 2.13.0", "$OMP_NUM_THREADS"]
+    sides["baseline"] = {**same, "threads": 2, "env": {}}  # --baseline-option threads=2
+    sides["candidate"] = {**same, "threads": 1, "env": {}}
+    assert stack_differences(sides) == ["threads 2 vs 1"]
 
 
 def rounds_side(

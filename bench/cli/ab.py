@@ -151,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds_per_benchmark": seconds,
         "candidate_slowdown": slowdown or 0.0,
     }
-    return judge_and_save(args, results, session, info, pairs, plugin.threads, candidate_json)
+    threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
+    return judge_and_save(args, results, session, info, pairs, threads, candidate_json)
 
 
 def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
@@ -196,9 +197,10 @@ def pytest_summary(text: str) -> str:
 
 
 def judge_and_save(args, results, session, info, pairs, threads, candidate_json) -> int:
+    """Both sides saved as a pair (each with its own worker thread count) and judged."""
     from bench.verdicts.pairs import save_pair, side_json
 
     saved = {
-        side: side_json(candidate_json, side, pairs, threads, info) for side in ("baseline", "candidate")
+        side: side_json(candidate_json, side, pairs, threads[side], info) for side in (BASELINE, CANDIDATE)
     }
     return judge_and_print_pair(args, saved, save_pair(results, session, saved))

@@ -33,6 +33,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import sendfds
 from pathlib import Path
 
+from bench.harness.options import positive_int
+
 SUITE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_FILE = Path(__file__).with_name("worker.py")
 PRELOAD = ["torch", "transformers"]  # then the side's workloads, wherever its checkout keeps them
@@ -80,8 +82,16 @@ class Side:
     options: dict[str, str] = field(default_factory=dict)
     ref: str | None = None
 
+    def __post_init__(self) -> None:
+        self.worker_threads(1)  # a bad thread count is refused where the side is made
+
     def label(self) -> str:
         return f" of the {self.name} side" if self.name else ""
+
+    def worker_threads(self, session: int) -> int:
+        """The threads its workers compute with: its own `threads` option (a baseline's
+        `--baseline-option threads=N`), else the session's."""
+        return positive_int("--baseline-option threads", self.options.get("threads")) or session
 
 
 @dataclass
@@ -130,7 +140,11 @@ class Server:
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 - open for the server's life; closed in close()
         path = os.environ.get("PYTHONPATH")
         env = {**os.environ, **side.env, "PYTHONPATH": os.pathsep.join(filter(None, [str(side.root), path]))}
-        config = {"options": {**options, **side.options}, "threads": threads, "preload": PRELOAD}
+        config = {
+            "options": {**options, **side.options},
+            "threads": side.worker_threads(threads),
+            "preload": PRELOAD,
+        }
         self.process = subprocess.Popen(
             [side.python, "-c", BOOTSTRAP, str(WORKER_FILE), str(theirs.fileno()), json.dumps(config)],
             cwd=side.root,

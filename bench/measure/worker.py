@@ -164,8 +164,9 @@ def worker_loop(conn: Connection, spec) -> None:
 
 
 def describe_stack(spec) -> dict:
-    """What the side is: its interpreter, torch, transformers, the suite it imported, the device.
-    No CUDA call here: the server must not initialize CUDA before it forks."""
+    """What the side is: its interpreter, torch, transformers, the suite it imported, the device,
+    the threads its workers compute with. No CUDA call here: the server must not initialize CUDA
+    before it forks."""
     import torch
     import transformers
 
@@ -178,6 +179,7 @@ def describe_stack(spec) -> dict:
         "transformers": transformers.__version__,
         "suite": os.path.dirname(os.path.abspath(bench.__file__)),
         "device": str(spec.device),
+        "threads": torch.get_num_threads(),
     }
 
 

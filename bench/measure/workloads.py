@@ -35,6 +35,7 @@ from bench.harness.train import (
     train_step,
 )
 from bench.measure.calibration import Calibration
+from bench.measure.memory import training_peak_tensor_bytes
 
 SINGLE = World(1, 0, 0)
 
@@ -153,6 +154,7 @@ def epoch(
     max_samples: int = 0,
     warmup_steps: int = EPOCH_WARMUP_STEPS,
     batch_size: int = 0,
+    track_memory: bool = False,
 ) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
     runs them; successive rounds are successive epochs of one run, after a few untimed steps.
@@ -160,6 +162,8 @@ def epoch(
     `max_samples` > 0 caps a round at the first samples of each epoch and of the eval set (an epoch
     slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
     `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
+    On CUDA every round reports the training's peak memory (the allocator's); on the CPU only a
+    `track_memory` round does (bench/measure/memory.py, op by op: slower, so it is never timed).
     """
     model = fresh_model(spec)
     if batch_size:
@@ -196,16 +200,24 @@ def epoch(
         }
 
     def step() -> dict:
-        if spec.device.type != "cuda":  # the worker process's max resident set: everything in it
-            return {
-                **one_round(),
-                "peak_memory_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-            }
         facts: dict = {}
-        peak = training_peak_cuda_bytes(
-            lambda: facts.update(one_round()), spec.device, trainer.model, trainer.optimizer
-        )
-        return {**facts, "peak_memory_bytes": peak}
+        if spec.device.type == "cuda":  # the allocator's own peak, cheap enough for every round
+            peak = training_peak_cuda_bytes(
+                lambda: facts.update(one_round()), spec.device, trainer.model, trainer.optimizer
+            )
+        elif track_memory:  # the tensors' peak, counted op by op: never a timed round
+            peak = training_peak_tensor_bytes(
+                lambda: facts.update(one_round()), trainer.model, trainer.optimizer
+            )
+        else:
+            peak = None
+            facts.update(one_round())
+        return {
+            **facts,
+            "peak_tensor_bytes": peak,
+            # the process's max resident set: everything in it, whatever it ran before (torch itself)
+            "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        }
 
     return Workload(step)
 

@@ -135,12 +135,13 @@ def load_pair(folder: Path) -> dict[str, dict]:
 
 
 def stack_differences(sides: dict) -> list[str]:
-    """What differs between the sides' software (interpreter, torch, transformers, variables): where
-    anything does, the calibration may have moved with it, so raw time decides."""
+    """What differs between the sides' software (interpreter, torch, transformers, the workers'
+    threads, variables): where anything does, the calibration may have moved with it, so raw time
+    decides. (Pairs saved before the sides reported their threads had the same on both.)"""
     base, cand = sides.get(BASELINE, {}), sides.get(CANDIDATE, {})
     out = [
         f"{key} {base.get(key)} vs {cand.get(key)}"
-        for key in ("interpreter", "executable", "python", "torch", "transformers")
+        for key in ("interpreter", "executable", "python", "torch", "transformers", "threads")
         if base.get(key) != cand.get(key)
     ]
     for name in sorted({*base.get("env", {}), *cand.get("env", {})}):

@@ -37,12 +37,23 @@ def gigabytes(n_bytes: float) -> str:
     return f"{n_bytes / 1e9:.2f} GB"
 
 
+def memory_parts(extra: dict) -> list[str]:
+    """The training's peak tensor memory, how it was counted, and the worker's max RSS beside it; a
+    run saved before tensors were counted has one figure (CPU: the RSS), labelled as it was saved."""
+    if "peak_tensor_bytes" not in extra:
+        return [f"peak memory {gigabytes(extra['peak_memory_bytes'])} ({extra['peak_memory_kind']})"]
+    return [
+        f"peak tensor memory {gigabytes(extra['peak_tensor_bytes'])} ({extra['peak_tensor_kind']})",
+        f"process max RSS {gigabytes(extra['process_max_rss_bytes'])}",
+    ]
+
+
 def epoch_line(extra: dict) -> str:
     parts = [
         ", ".join(f"{key} {extra[key]:.3g}" for key in ("p_whole", "p_train", "p_core")) + " samples/s",
         si(extra["tokens_per_s"], "tokens/s"),
         f"MFU {extra['mfu']:.1%}" if extra.get("mfu") else "MFU: peak unknown (--peak-tflops)",
-        f"peak memory {gigabytes(extra['peak_memory_bytes'])} ({extra['peak_memory_kind']})",
+        *memory_parts(extra),
     ]
     if extra.get("max_samples"):
         parts.append(
