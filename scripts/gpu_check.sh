@@ -38,11 +38,11 @@
 #   (its peak-memory pass), ~20 s; the 8 other layers ~2 s each; the start ~25 s. About 110 s.
 # attention-fp32 40 s: the speedup alone (blocked and HF forward+backward, the 8192^3 matmul), no
 #   flex; ~30 s. The fp32 layer cases would add a minute the total has not got.
-# epoch-fp32 100 s, 1 worker (each job builds the model once; with one worker whole epochs of the
-#   256-sample stand-in fit the plan): the probe (a build, two steps at batch 1) ~10 s; the epoch
+# epoch-fp32 100 s, 1 worker (each job builds the model once; the plan's budget is for all workers,
+#   so whole epochs of the 256-sample stand-in are likelier to fit it): the probe (a build, two steps at batch 1) ~10 s; the epoch
 #   plan, bounded by its estimate of at most 60 s (bench/measure/budget.py: scaled from batch 1, an
 #   overestimate), likely ~20 s; the hf and blocked steps at batch 16, ~10 s each; the start ~20 s.
-#   About 70 s expected, 110 s if the plan spends its whole bound.
+#   About 70 s expected; 110 s if the plan spends its whole bound, and then the blocked step is cut.
 # epoch-bf16 65 s: the epoch slice and the hf step (the blocked one ran in fp32), steps ~2x
 #   faster; about 50 s.
 # convergence 45 s: the embedded run (a 2-layer model, launch-bound steps of ~15 ms, to accuracy
