@@ -72,7 +72,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the benchmark workers' server while pytest sets up (it imports torch: seconds)."""
+    """Start the benchmark workers' server while pytest sets up (it imports torch: seconds); not
+    for --collect-only, which times nothing (scripts/gpu_check.sh --cpu collects most stages)."""
+    if session.config.option.collectonly:
+        return
     if any("sampled" in getattr(item, "fixturenames", ()) for item in session.items):
         from fixtures.sampling import start_worker_server
 

@@ -14,9 +14,11 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when torch sees a GPU; an explicit CUDA request fails loudly without one."""
+    """`auto` picks cuda:0 when torch sees a GPU; an explicit CUDA request fails loudly without one.
+    A CUDA device always comes back with its index: `torch.cuda.set_device`, which every worker and
+    a single-process run call with it, refuses one without."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     try:
         device = torch.device(name)
     except RuntimeError:
