@@ -74,6 +74,32 @@ def test_flex_forward_matches_hf_on_cpu():
         assert relative_error(got, want) < FP32_TOLERANCE
 
 
+def test_flex_stays_compiled_past_dynamos_default_limit_and_fails_loudly_at_its_own(monkeypatch):
+    """More shapes than dynamo's default of 8 graphs in one process (a worker's life): a graph each,
+    none run unfused (dynamo's fallback past its limit, with only a warning); past FLEX_GRAPHS the
+    call raises. Counted with dynamo's eager backend: inductor would compile each for seconds."""
+    import torch._dynamo
+    from torch._dynamo.eval_frame import _debug_get_cache_entry_list
+    from torch.nn.attention.flex_attention import flex_attention
+
+    from bench.harness import attention
+
+    monkeypatch.setattr(attention, "FLEX_BACKEND", "eager")
+    device, shapes = torch.device("cpu"), [(64, 4, 16, 64 * k, 1, 0) for k in range(1, 12)]
+    torch._dynamo.reset()
+    try:
+        for shape in shapes[:10]:
+            want, _ = outputs_and_input_grads("hf", shape, device, backward=False)
+            got, _ = outputs_and_input_grads("flex", shape, device, backward=False)
+            assert relative_error(got, want) < FP32_TOLERANCE
+        assert len(_debug_get_cache_entry_list(flex_attention.__code__)) == 10
+        monkeypatch.setattr(attention, "FLEX_GRAPHS", 10)
+        with pytest.raises(torch._dynamo.exc.FailOnRecompileLimitHit):
+            outputs_and_input_grads("flex", shapes[10], device, backward=False)
+    finally:
+        torch._dynamo.reset()
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("implementation", ["blocked", "flex"])
 def test_implementations_match_hf_on_cuda(implementation):

@@ -203,14 +203,31 @@ class FlexSelfAttention(SDPASelfAttention):
             raise NotImplementedError("flex_attention has no attention dropout; use --dtype with eval")
         seq_len = query.shape[2]
         block_mask = flex_block_mask(masked, self.one_sided_attn_window_size, seq_len, query.device)
-        return compiled_flex_attention()(query, key, value, block_mask=block_mask, scale=1.0)
+        with flex_graph_limit():
+            return compiled_flex_attention(FLEX_BACKEND)(query, key, value, block_mask=block_mask, scale=1.0)
+
+
+# One compiled flex_attention serves every shape, window, dtype and grad mode of a process, a graph
+# each (dynamic=False). Past dynamo's default of 8 graphs a function it would run flex unfused,
+# materializing the whole L x L scores with only a warning: GPU_CASES' two passes alone are 14
+# graphs in one session-long worker. So the limit is raised for flex's calls, and reaching it fails.
+FLEX_GRAPHS = 64
+FLEX_BACKEND = "inductor"  # tests count graphs with dynamo's "eager" backend, without inductor's codegen
+
+
+def flex_graph_limit():
+    """Up to FLEX_GRAPHS graphs of flex_attention; the next raises dynamo's FailOnRecompileLimitHit
+    instead of falling back. The same config names on torch 2.11 and 2.13."""
+    import torch._dynamo
+
+    return torch._dynamo.config.patch(recompile_limit=FLEX_GRAPHS, fail_on_recompile_limit_hit=True)
 
 
 @cache
-def compiled_flex_attention():
+def compiled_flex_attention(backend: str):
     from torch.nn.attention.flex_attention import flex_attention
 
-    return torch.compile(flex_attention, dynamic=False)
+    return torch.compile(flex_attention, dynamic=False, backend=backend)
 
 
 CLASSES: dict[str, type[LongformerSelfAttention]] = {
