@@ -246,6 +246,23 @@ def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:
     return [r for r in runs if r.series == latest.series and (r.when, r.name) < (latest.when, latest.name)]
 
 
+def by_work(runs: list[Run], fullname: str) -> dict[str, list[Run]]:
+    """The runs that measured `fullname`, grouped by the work they measured (oldest first within each),
+    keyed by what sets each group apart (`max_samples 16`), or '' where all measured the same."""
+    groups: dict[str, list[Run]] = {}
+    works = {}
+    for run in runs:
+        if fullname in run.benchmarks():
+            key = json.dumps(run.work(fullname), sort_keys=True)
+            works[key] = run.work(fullname)
+            groups.setdefault(key, []).append(run)
+    varying = [key for key in WORK_KEYS if len({str(w.get(key)) for w in works.values()}) > 1]
+    return {
+        ", ".join(f"{key} {works[group].get(key)}" for key in varying): members
+        for group, members in groups.items()
+    }
+
+
 def comparable_runs(runs: list[Run], latest: Run) -> list[Run]:
     """The earlier runs of `latest`'s series that may be its baseline: a full run's never include a
     partial one (its own `-k` subset, measured apart from the rest), a partial run's may."""

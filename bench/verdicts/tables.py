@@ -205,7 +205,7 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
         lines += ["", f"series {series}"]
         for s in mine:
             for f in s.found:
-                lines.append(f"  {short_name(s.benchmark)}")
+                lines.append(f"  {short_name(s.benchmark)}" + (f" [{s.work}]" if s.work else ""))
                 lines += wrap(
                     f"step {format_step(f.step)}, p = {f.step.p_value:.2g}, {s.score} ({s.why}), "
                     f"{f.step.before} runs before and {f.step.after} after; {f.shared} of {f.benchmarks} "
