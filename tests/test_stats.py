@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.verdicts.stats import log_ratio_change, run_change, run_to_run_sd, successive_difference_df
+from bench.verdicts.stats import (
+    log_ratio_change,
+    rounds_factor,
+    run_change,
+    run_to_run_sd,
+    successive_difference_df,
+)
 
 
 def test_log_ratio_change_recovers_a_known_ratio():
@@ -110,3 +116,20 @@ def test_run_change_false_alarms_stay_under_alpha_at_five_runs_and_at_twenty(his
     """Seeded: 5,000 same-code trials each; on n - 1 degrees of freedom the pooled baseline (last:5)
     at 5 runs flagged about 1.5% (docs/verdicts.md), on the derived ones it stays under 1%."""
     assert false_alarms(history, pooled, 5000, seed=history * 10 + pooled) == expected
+
+
+def test_more_rounds_narrow_only_the_part_of_the_spread_within_processes():
+    """Two processes a side, two rounds each: process values vary by 0.02 (log^2), of which the
+    rounds account for pi/2 x 0.02 / 2 (a median's efficiency); the rest is between processes."""
+    side = [[0.0, 0.2], [0.2, 0.4]]
+    from_rounds = math.pi / 2 * 0.02 / 2
+    assert rounds_factor([side, side], 2.0) == pytest.approx(from_rounds / (0.01 - (0.02 - from_rounds)))
+    assert rounds_factor([side, side], 5.0) is None  # the processes alone vary more than the target
+
+
+def test_rounds_factor_on_seeded_processes():
+    rng = np.random.default_rng(8)
+    rounds_only = [(rng.normal(0, 0.05, (10, 20))).tolist() for _ in range(2)]
+    assert rounds_factor(rounds_only, 4.0) == pytest.approx(4.0, rel=0.3)  # all within: as the data
+    offsets = [(rng.normal(0, 0.05, (10, 1)) + rng.normal(0, 0.01, (10, 20))).tolist() for _ in range(2)]
+    assert rounds_factor(offsets, 4.0) is None  # all between: only more processes

@@ -182,3 +182,31 @@ def controlled_change(baseline: Values, candidate: Values, confidence: float) ->
     if slope is None:
         return None, math.nan
     return log_ratio_change(controlled(baseline, slope), controlled(candidate, slope), confidence), slope
+
+
+# A process's median of R normal rounds varies about pi/2 times as much as their mean.
+MEDIAN_EFFICIENCY = math.pi / 2
+
+
+def rounds_factor(sides: list[list[list[float]]], data_factor: float) -> float | None:
+    """How many times the rounds would shrink the variance of a side's mean process value by
+    `data_factor` (verdict.needed_factor), given each side's rounds by process (log scale). A
+    process value varies with its process (between processes, which more rounds do not touch) and
+    with its rounds (within, as their variance over R): more rounds cut only the second. None where
+    the first alone is over the target: then only more processes decide it."""
+    within, between, n_within, n_between = 0.0, 0.0, 0, 0
+    rounds = min(len(process) for side in sides for process in side)
+    for side in sides:
+        medians = [statistics.median(process) for process in side]
+        between += statistics.variance(medians) * (len(medians) - 1)
+        n_between += len(medians) - 1
+        for process in side:
+            within += statistics.variance(process) * (len(process) - 1)
+            n_within += len(process) - 1
+    total = between / n_between
+    from_rounds = min(total, MEDIAN_EFFICIENCY * within / n_within / rounds)
+    from_processes = total - from_rounds
+    target = total / data_factor
+    if from_processes >= target:
+        return None
+    return max(1.0, from_rounds / (target - from_processes))
