@@ -11,9 +11,17 @@ import pytest
 
 from fixtures.options import RUN_SPEC, option_values
 
-pytest_plugins = ("fixtures.options", "fixtures.run", "fixtures.model", "fixtures.data", "fixtures.sampling")
+pytest_plugins = (
+    "fixtures.options",
+    "fixtures.run",
+    "fixtures.model",
+    "fixtures.data",
+    "fixtures.sampling",
+    "fixtures.storage",
+)
 
 FINGERPRINT = pytest.StashKey[dict]()
+SELECTION = pytest.StashKey[dict]()
 COMPARE = pytest.StashKey[object]()
 
 
@@ -35,7 +43,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from bench.harness.options import as_given
     from bench.harness.spec import build_spec
     from fixtures.sampling import injected_slowdown
-    from fixtures.storage import use_series_storage
+    from fixtures.storage import selection, use_series_storage
 
     try:
         spec = build_spec(**option_values(session.config))
@@ -46,9 +54,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     use_threads(spec.threads)
     fingerprint = spec.fingerprint()
     session.config.stash[FINGERPRINT] = fingerprint
+    session.config.stash[SELECTION] = selection(session.config)
     benchmark_session = getattr(session.config, "_benchmarksession", None)
     if benchmark_session is not None:  # pytest-benchmark's own id ignores GPU, dtype and the model
-        use_series_storage(benchmark_session, series_folder(fingerprint))
+        partial = session.config.stash[SELECTION]["partial"]
+        use_series_storage(benchmark_session, series_folder(fingerprint), partial)
         if session.config.stash.get(COMPARE, None):  # now the series' own earlier runs
             session.config.option.benchmark_compare = session.config.stash[COMPARE]
             benchmark_session.compare = session.config.stash[COMPARE]
@@ -89,6 +99,13 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     fingerprint = config.stash[FINGERPRINT]
     machine_info["longformer_bench"] = fingerprint
     machine_info["fingerprint"] = fingerprint_id(fingerprint)
+
+
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks, output_json: dict) -> None:
+    """Say in the saved run what was selected: a partial run is never a full one's baseline."""
+    from bench.base.history import SELECTION_KEY
+
+    output_json[SELECTION_KEY] = config.stash[SELECTION]
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's table

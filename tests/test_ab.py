@@ -48,7 +48,7 @@ from bench.verdicts.pairs import (
 )
 from bench.verdicts.stats import Values, within_process_slope
 from bench.verdicts.tables import format_pair
-from bench.verdicts.verdict import RAW, REGRESSION, finish
+from bench.verdicts.verdict import INCONCLUSIVE, RAW, REGRESSION, finish
 
 # The self-tests' size. CI must never fail by design, so these tests on live timings assert gross
 # effects only: the same code within a wide band (never the gate's verdict at its alpha), a doubled
@@ -273,16 +273,26 @@ def test_an_unknown_ref_is_refused():
         commit_of("no-such-ref-xyz")
 
 
-def fake_pair(ratio: float) -> dict[str, dict]:
-    def sample(pid: int, scale: float) -> ProcessSample:
-        rounds = [scale * (1 + 0.01 * pid + 0.001 * ((pid + i) % 3)) for i in range(5)]
-        return ProcessSample(pid, rounds, [1.0] * 5)
+def fake_pair(ratio: float, round_noise: float = 0.0, processes: int = 4, rounds: int = 5) -> dict[str, dict]:
+    """`processes` processes of `rounds` rounds a side, each process 1% slower than the one before
+    (or, with `round_noise`, none, and every round off by that much, seeded)."""
+    rng = random.Random(3)
 
-    job = Job("attention_step", {"implementation": "hf"}, rounds=5)
+    def sample(pid: int, scale: float) -> ProcessSample:
+        if round_noise:
+            seconds = [scale * math.exp(rng.gauss(0, round_noise)) for _ in range(rounds)]
+        else:
+            seconds = [scale * (1 + 0.01 * pid + 0.001 * ((pid + i) % 3)) for i in range(rounds)]
+        return ProcessSample(pid, seconds, [1.0] * rounds)
+
+    job = Job("attention_step", {"implementation": "hf"}, rounds=rounds)
     pairs = {
         "bench/x.py::test_x": (
             {BASELINE: job, CANDIDATE: job},
-            {BASELINE: [sample(p, 1.0) for p in range(4)], CANDIDATE: [sample(p, ratio) for p in range(4)]},
+            {
+                BASELINE: [sample(p, 1.0) for p in range(processes)],
+                CANDIDATE: [sample(p, ratio) for p in range(processes)],
+            },
         )
     }
     candidate_json = {
@@ -407,6 +417,21 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
     assert row["calibrated"]["ratio"] == pytest.approx(1.10) and row["needed_seconds"] is None
     ((_, base, cand),) = paired_extra_info(loaded)  # the slope the calibrated score used, kept
     assert row["slope"] == within_process_slope([Values.from_extra_info(base), Values.from_extra_info(cand)])
+
+
+def test_inconclusive_says_what_would_decide_it_from_the_spread_between_and_within_processes(tmp_path):
+    """Processes 1% apart with steady rounds: more rounds cannot narrow it; 10 steady processes of
+    20 rounds 3% apart: more seconds would, and the figure is an estimate."""
+    between = load_pair(save_pair(tmp_path, "s1", fake_pair(1.03)))
+    within = load_pair(save_pair(tmp_path, "s2", fake_pair(1.01, round_noise=0.03, processes=10, rounds=20)))
+    for pair, said in ((between, "inconclusive (more processes)"), (within, "inconclusive (est. ~")):
+        (row,) = judge_saved(pair, 0.01, 0.02)
+        assert row.verdict == INCONCLUSIVE
+        assert said in format_pair(pair, [row], 0.01, 0.02, None)
+    (row,) = json.loads(pair_json(between, judge_saved(between, 0.01, 0.02), None))["benchmarks"]
+    assert row["decides_with"] == "more processes" and row["needed_seconds"] is None
+    (row,) = json.loads(pair_json(within, judge_saved(within, 0.01, 0.02), None))["benchmarks"]
+    assert row["decides_with"].startswith("est. ~") and row["needed_seconds"] > 0
 
 
 def test_power_scores_compares_the_scores_on_saved_pairs(tmp_path):

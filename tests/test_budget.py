@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bench.measure.budget import DoesNotFit, EpochPlan, candidate_plans, plan_cost, plan_epoch
+from bench.measure.budget import (
+    DoesNotFit,
+    EpochPlan,
+    candidate_plans,
+    plan_cost,
+    plan_epoch,
+    reused_batch,
+    reused_plan,
+)
 
 PLANS = candidate_plans(16, slice_steps=2, slice_rounds=3, slice_warmup=1)
 
@@ -46,3 +54,34 @@ def test_a_step_that_cannot_fit_skips_with_its_estimate():
         "the first 1 of 256 samples a round, at batch 1 (the run's is 16) in 3 workers needs about 140 s"
         in str(err.value)
     )
+
+
+def saved_slice(max_samples: int | None, batch: int, rounds: int, warmup: int) -> dict:
+    """What a saved row of the epoch slice records of its work (bench/benchmarks/test_epoch_throughput.py)."""
+    return {
+        "max_samples": max_samples,
+        "batch_size": batch,
+        "rounds_per_worker": rounds,
+        "warmup_rounds_per_worker": warmup,
+        "p_whole": 40.0,
+    }
+
+
+def test_a_saved_plan_is_reused_whatever_the_machine_s_speed_today():
+    """The plan is the series' (chosen on its first run); one the candidates no longer hold, or no
+    saved row, is chosen afresh."""
+    assert reused_plan(PLANS, saved_slice(32, 16, 3, 1), 16) == PLANS[0]
+    assert reused_plan(PLANS, saved_slice(16, 16, 1, 0), 16) == PLANS[1]
+    assert reused_plan(PLANS, saved_slice(4, 4, 1, 0), 16) == PLANS[3]
+    assert reused_plan(PLANS, saved_slice(32, 16, 5, 1), 16) is None  # rounds the code no longer plans
+    assert reused_plan(PLANS, {}, 16) is None
+    whole = [EpochPlan(0, 2, 0), *PLANS]  # CUDA: whole epochs first
+    assert reused_plan(whole, saved_slice(None, 16, 2, 0), 16) == whole[0]
+
+
+def test_a_saved_training_step_batch_is_reused_while_the_profile_may_choose_it():
+    assert reused_batch({"batch_size": 2}, (2, 1), 16) == 2
+    assert reused_batch({"batch_size": 1}, (2, 1), 16) == 1
+    assert reused_batch({"batch_size": 4}, (2, 1), 16) is None  # no longer a fast batch
+    assert reused_batch({"batch_size": 2}, (2, 1), 1) is None  # over the run's batch
+    assert reused_batch({}, (2, 1), 16) is None

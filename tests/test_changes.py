@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -76,7 +77,13 @@ def test_too_short_a_series_has_no_steps():
 
 
 def save(
-    folder: Path, number: int, scale: float, machine: dict, calibration: float = 1.0, injected: float = 0.0
+    folder: Path,
+    number: int,
+    scale: float,
+    machine: dict,
+    calibration: float = 1.0,
+    injected: float = 0.0,
+    work: dict | None = None,
 ) -> None:
     """A saved run as the suite writes it: per-process medians, calibration, normalized."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -96,6 +103,7 @@ def save(
                     "calibration_medians": calibrations,
                     "normalized_medians": [p / c for p, c in zip(process, calibrations, strict=True)],
                     "injected_slowdown": injected,
+                    **(work or {}),
                 },
             }
         ],
@@ -174,6 +182,27 @@ def test_the_report_marks_and_lists_the_change_points(tmp_path):
     page = out.read_text()
     assert "Change points (1)" in page and "torch 2.13.0 -&gt; 2.14.0" in page
     assert page.index("Change points (1)") < page.index("<h2>cpu-Test_CPU-2t-")  # at the top of the page
+
+
+def test_a_plan_that_flips_is_not_a_step_in_changes_or_the_report(tmp_path, capsys):
+    """24 runs of an epoch slice, on every third (a slow day) the fast plan halved: each plan's
+    runs are searched on their own, and neither they nor the report's verdict see a change."""
+    noise = np.exp(noisy(24, 0.01, seed=7))
+    for n in range(1, 25):
+        half = n % 3 == 0
+        work = {"batch_size": 16, "max_samples": 16 if half else 32}
+        save(tmp_path / "cpu", n, noise[n - 1] * (0.5 if half else 1.0), FINGERPRINT, work=work)
+    found = changes(tmp_path, warn=print)
+    assert [(s.work, s.runs, s.found) for s in found] == [
+        ("max_samples 32", 16, []),
+        ("max_samples 16", 8, []),
+    ]
+    assert main(["changes", "--results", str(tmp_path)]) == 0
+    assert "no step in 2 of 2 benchmarks (8-16 runs each)" in capsys.readouterr().out
+    write_report(tmp_path, tmp_path / "report.html", print)
+    page = (tmp_path / "report.html").read_text()
+    assert "<h2>Change points" not in page
+    assert re.findall(r'<span class="v-[^"]*">', page) == ['<span class="v-inconclusive">']
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ from fixtures import EMBEDDED_MODEL_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
+ATTENTION = "bench/benchmarks/test_attention_step.py::test_attention_step[w32-L512-b2-blocked-forward]"
+STEP = "bench/benchmarks/test_train_step.py::test_train_step_fast"
 
 
 def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -42,14 +44,16 @@ def test_bad_environment_variable_is_reported_like_the_option():
 
 def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_path):
     """`--model-dir PATH` outside the repo keeps pytest.ini; the saved run names its stack and lands
-    in its series folder, where pytest-benchmark's compare reads it and skips a truncated file."""
+    in its series folder (a `-k` run: marked partial, in the series' partial folder), where
+    pytest-benchmark's compare reads it and skips a truncated file; the next run reuses the fast
+    training step's batch."""
     model_dir = Path(shutil.copytree(EMBEDDED_MODEL_DIR, tmp_path / "model"))
     storage = tmp_path / "results"
     result = run_pytest(
         "-m",
         "fast",
         "-k",
-        SMALL_CASE,
+        f"({SMALL_CASE}) or train_step_fast",
         "--model-dir",
         str(model_dir),
         "--benchmark-autosave",
@@ -69,7 +73,9 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     (saved,) = folder.glob("0001_*.json")
     run = json.loads(saved.read_text())
     info = run["machine_info"]
-    assert folder.name == series_folder(info["longformer_bench"])
+    assert folder.name == series_folder(info["longformer_bench"]) + "-partial"
+    assert run["longformer_bench_selection"]["partial"] is True
+    assert run["longformer_bench_selection"]["keyword"] == f"({SMALL_CASE}) or train_step_fast"
     assert len(info["fingerprint"]) == 12
     for key in (
         "cpu_model",
@@ -87,7 +93,9 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         assert key in info["longformer_bench"], key
     config = info["longformer_bench"]["run"]  # the run configuration: part of the series
     assert config["model"]["hidden_size"] == 128 and config["model"]["layers"] == 2 and config["workers"] == 2
-    (bench,) = run["benchmarks"]
+    bench, step = sorted(run["benchmarks"], key=lambda b: b["fullname"])
+    assert (bench["fullname"], step["fullname"]) == (ATTENTION, STEP)
+    assert step["extra_info"]["planned"] == "probed"
     extra = bench["extra_info"]
     assert extra["implementation"] == "blocked" and extra["tokens_per_s"] > 0
     assert (
@@ -113,26 +121,32 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
         "-m",
         "fast",
         "-k",
-        SMALL_CASE,
+        f"({SMALL_CASE}) or train_step_fast",
         "--benchmark-autosave",
         f"--benchmark-storage={storage}",
         # pytest-benchmark's own gate on the series' first run: it fails the run (not here: 25% is
-        # under 1000%) only if that run was found, and errors out if it was not
-        "--benchmark-compare=0001",
+        # under 1000%) only if that run was found, and errors out if it was not; a partial run is
+        # named with its folder (its own looks in the series folder, where full runs are saved)
+        f"--benchmark-compare={folder.name}/0001",
         "--benchmark-compare-fail=median:1000%",
         f"--benchmark-histogram={tmp_path / 'histogram'}",  # drawn from the run and the one compared
         env={"LFBENCH_WORKERS": "2", "LFBENCH_TEST_INJECT_SLOWDOWN": "0.25"},
     )
     assert injected.returncode == 0, injected.stdout + injected.stderr
-    (histogram,) = tmp_path.glob("histogram*.svg")  # one group: one chart
-    assert "<svg" in histogram.read_text() and "0001" in histogram.read_text()
+    histograms = sorted(tmp_path.glob("histogram*.svg"))  # a chart a group
+    assert len(histograms) == 2 and all(
+        "<svg" in h.read_text() and "0001" in h.read_text() for h in histograms
+    )
     assert (
         f"Comparing against benchmarks from: {folder.name}/{saved.name}" in injected.stdout + injected.stderr
     )
     assert "INTERNALERROR" not in injected.stdout + injected.stderr
     assert "(python -m bench compare;" in injected.stdout  # the saved run judged against the first
     (second,) = folder.glob("0003_*.json")
-    assert json.loads(second.read_text())["benchmarks"][0]["extra_info"]["injected_slowdown"] == 0.25
+    rows = {b["fullname"]: b["extra_info"] for b in json.loads(second.read_text())["benchmarks"]}
+    assert rows[ATTENTION]["injected_slowdown"] == 0.25
+    assert rows[STEP]["planned"] == f"reused from {folder.name}/{saved.name}"  # whatever the speed today
+    assert rows[STEP]["batch_size"] == step["extra_info"]["batch_size"]
     verdict = subprocess.run(
         [sys.executable, "-m", "bench", "compare", "--results", str(storage), "--fail-on-regression"],
         capture_output=True,

@@ -6,10 +6,21 @@ from __future__ import annotations
 import json
 import os
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from bench.base.history import Run, by_series, label_changes, series_folder, series_id, write_new_file
+from bench.base.history import (
+    SELECTION_KEY,
+    Run,
+    by_series,
+    label_changes,
+    load_runs,
+    series_folder,
+    series_id,
+    write_new_file,
+)
+from fixtures.storage import SeriesStorage, selection
 
 FINGERPRINT = {
     "device": "cuda",
@@ -87,3 +98,51 @@ def test_numbers_continue_after_existing_runs(tmp_path):
     (tmp_path / "0007_old.json").write_text("{}")
     path = write_new_file(tmp_path, lambda n: f"{n:04d}_new.json", b"{}")
     assert path.name == "0008_new.json"
+
+
+def session_config(tmp_path, *args: str, keyword: str = "", deselect=None, markers: str = "fast"):
+    """What fixtures.storage.selection reads of a pytest config, for a session started in tmp_path."""
+    (tmp_path / "bench" / "benchmarks").mkdir(parents=True, exist_ok=True)
+    return SimpleNamespace(
+        rootpath=tmp_path,
+        invocation_params=SimpleNamespace(dir=tmp_path),
+        args=list(args) or ["tests", "bench/benchmarks"],
+        option=SimpleNamespace(keyword=keyword, deselect=deselect, lf=False, markexpr=markers),
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "partial"),
+    [
+        ((), {}, False),  # the testpaths: the profile whole
+        ((".",), {}, False),
+        (("bench",), {"markers": "pr"}, False),  # another profile, whole
+        ((), {"keyword": "hf"}, True),
+        ((), {"deselect": ["bench/benchmarks/test_x.py::test_y"]}, True),
+        (("bench/benchmarks/test_train_step.py",), {}, True),
+        (("bench/benchmarks/test_train_step.py::test_train_step_fast",), {}, True),
+        (("tests",), {}, True),
+    ],
+)
+def test_a_partial_selection_is_told_from_the_whole_profile(tmp_path, args, options, partial):
+    chosen = selection(session_config(tmp_path, *args, **options))
+    assert chosen["partial"] is partial
+    assert chosen["markers"] == options.get("markers", "fast")
+
+
+def test_a_partial_run_is_saved_apart_and_marked(tmp_path):
+    """pytest-benchmark's --benchmark-compare reads the series folder alone: a -k run there would
+    become the "latest" a full run is compared with."""
+    storage = SeriesStorage(tmp_path, logger=SimpleNamespace(info=print), default_machine_id="cpu-x")
+    storage.partial = True
+    storage.save({"benchmarks": [], SELECTION_KEY: {"partial": True}}, "run")
+    storage.partial = False
+    storage.save({"benchmarks": []}, "run")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.json")) == [
+        "cpu-x-partial/0001_run.json",
+        "cpu-x/0001_run.json",
+    ]
+    assert [p.name for p in storage.query("[0-9][0-9][0-9][0-9]_*")] == [
+        "0001_run.json"
+    ]  # --benchmark-compare's
+    assert [run.partial for run in load_runs(tmp_path, print)] == [True, False]

@@ -7,6 +7,12 @@ splitting it, so that an upgrade is judged like any other change. New runs are s
 series; the series of a saved run is read from its own fingerprint, never from its folder's name, so
 runs saved under the older per-stack folders join their series where they lie (nothing is moved).
 
+Within a series, one benchmark's rows are compared only where they measured the same work
+(`WORK_KEYS`: a fast plan's batch or slice, the rounds a process timed), and a run of a partial
+selection (`-k`, named tests) is marked so in what it saves (`SELECTION_KEY`) and saved apart, in
+`<series folder>-partial`, so that neither `compare` nor pytest-benchmark's --benchmark-compare takes
+it for the baseline of a full run.
+
 No torch import here: reading and writing history must stay fast and work anywhere.
 """
 
@@ -25,6 +31,25 @@ from bench.base.errors import BenchInputError
 
 # What labels the runs of a series rather than splitting it.
 SOFTWARE_KEYS = ("torch", "transformers", "cuda", "cudnn", "gpu_driver")
+
+# What a benchmark's extra_info says of the work one value measured: two rows of one benchmark
+# compare only where these agree (the fast plans size the training step's batch and the epoch
+# slice; the sampler records the rounds). A key one side did not record is not compared.
+WORK_KEYS = (
+    "batch_size",
+    "batch",
+    "seq_len",
+    "window",
+    "max_samples",
+    "eval_samples",
+    "rounds_per_worker",
+    "warmup_rounds_per_worker",
+)
+
+# The top-level key of a saved run that says what was selected (conftest.py writes it), and the
+# suffix of the folder partial runs are saved in beside their series' folder.
+SELECTION_KEY = "longformer_bench_selection"
+PARTIAL_SUFFIX = "-partial"
 
 
 def series_config(fingerprint: dict) -> dict:
@@ -157,8 +182,32 @@ class Run:
         labels.update({key: self.fingerprint.get(key) for key in SOFTWARE_KEYS})
         return labels
 
+    @property
+    def partial(self) -> bool:
+        """Whether the run measured a partial selection (`-k`, named tests): never a full one's baseline."""
+        return bool((self.saved.get(SELECTION_KEY) or {}).get("partial"))
+
     def benchmarks(self) -> dict[str, dict]:
         return {b["fullname"]: b for b in self.saved["benchmarks"] if "fullname" in b}
+
+    def work(self, fullname: str) -> dict:
+        """The work this run's row of `fullname` measured ({} where it has no such row)."""
+        return work_of(self.benchmarks().get(fullname, {}).get("extra_info") or {})
+
+
+def work_of(extra: dict) -> dict:
+    """The WORK_KEYS a benchmark's extra_info recorded."""
+    return {key: extra[key] for key in WORK_KEYS if extra.get(key) is not None}
+
+
+def work_differences(a: dict, b: dict) -> list[str]:
+    """The work keys two rows both recorded and disagree on, as `batch_size 4 vs 8`."""
+    return [f"{key} {a[key]} vs {b[key]}" for key in WORK_KEYS if key in a and key in b and a[key] != b[key]]
+
+
+def same_work(runs: list[Run], fullname: str, work: dict) -> list[Run]:
+    """The runs whose row of `fullname` measured `work` (rows that did not record it count as the same)."""
+    return [run for run in runs if not work_differences(run.work(fullname), work)]
 
 
 def label_changes(before: Run, after: Run) -> list[str]:
@@ -195,6 +244,30 @@ def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
 def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:
     """The runs of `latest`'s series saved before it, oldest first."""
     return [r for r in runs if r.series == latest.series and (r.when, r.name) < (latest.when, latest.name)]
+
+
+def by_work(runs: list[Run], fullname: str) -> dict[str, list[Run]]:
+    """The runs that measured `fullname`, grouped by the work they measured (oldest first within each),
+    keyed by what sets each group apart (`max_samples 16`), or '' where all measured the same."""
+    groups: dict[str, list[Run]] = {}
+    works = {}
+    for run in runs:
+        if fullname in run.benchmarks():
+            key = json.dumps(run.work(fullname), sort_keys=True)
+            works[key] = run.work(fullname)
+            groups.setdefault(key, []).append(run)
+    varying = [key for key in WORK_KEYS if len({str(w.get(key)) for w in works.values()}) > 1]
+    return {
+        ", ".join(f"{key} {works[group].get(key)}" for key in varying): members
+        for group, members in groups.items()
+    }
+
+
+def comparable_runs(runs: list[Run], latest: Run) -> list[Run]:
+    """The earlier runs of `latest`'s series that may be its baseline: a full run's never include a
+    partial one (its own `-k` subset, measured apart from the rest), a partial run's may."""
+    earlier = earlier_runs(runs, latest)
+    return earlier if latest.partial else [run for run in earlier if not run.partial]
 
 
 def by_series(runs: list[Run]) -> dict[str, list[Run]]:

@@ -27,21 +27,26 @@ from bench.measure.budget import (
     DoesNotFit,
     EpochPlan,
     plan_epoch,
+    reused_plan,
 )
 from bench.measure.jobs import EPOCH_PROBE, EPOCH_ROUNDS, slice_plans
 from bench.measure.sampling import Job
 
 
-def fast_plan(probe, run_spec) -> EpochPlan:
-    """The largest fast form whose expected time fits the budget (bench/measure/budget.py), or a skip:
-    on CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
-    round_s = probe(
-        Job("epoch", EPOCH_PROBE.params("device"), EPOCH_PROBE.rounds, EPOCH_PROBE.warmup_rounds)
-    ).median
+def fast_plan(probe, run_spec, saved) -> tuple[EpochPlan, str]:
+    """(plan, where it was chosen): the plan of the series' newest saved run (`saved`,
+    fixtures/storage.py: chosen once, so that a slow day does not shrink the slice), else the
+    largest fast form whose expected time fits the budget (bench/measure/budget.py), or a skip: on
+    CUDA whole epochs first, then slices of SLICE_STEPS batches, then smaller ones."""
     size = run_spec.batch_size
     plans = slice_plans(size)
     if run_spec.device.type == "cuda":
         plans.insert(0, EpochPlan(0, EPOCH_ROUNDS, 0))
+    if saved is not None and (plan := reused_plan(plans, saved.extra, size)):
+        return plan, f"reused from {saved.run}"
+    round_s = probe(
+        Job("epoch", EPOCH_PROBE.params("device"), EPOCH_PROBE.rounds, EPOCH_PROBE.warmup_rounds)
+    ).median
     try:
         return plan_epoch(
             plans,
@@ -51,7 +56,7 @@ def fast_plan(probe, run_spec) -> EpochPlan:
             run_spec.eval.n_samples,
             run_spec.workers,
             FAST_BUDGET_S * EPOCH_SHARE,
-        )
+        ), "probed"
     except DoesNotFit as err:
         pytest.skip(str(err))
 
@@ -73,8 +78,11 @@ def peak_memory(probe, run_spec, epochs: list[dict], params: dict) -> dict:
     }
 
 
-def record_epochs(sampled, probe, benchmark, run_spec, data_path: str, plan: EpochPlan) -> None:
-    """Sample whole epochs (or slices of `plan.max_samples`) and file FlagPerf's throughputs over them."""
+def record_epochs(
+    sampled, probe, benchmark, run_spec, data_path: str, plan: EpochPlan, planned: str = ""
+) -> None:
+    """Sample whole epochs (or slices of `plan.max_samples`) and file FlagPerf's throughputs over
+    them (and, for the fast form, where its plan was chosen: `planned`)."""
     what = plan.describe(run_spec.train.n_samples, run_spec.batch_size)
     benchmark.group = f"epoch slice: {what}" if plan.max_samples else "epoch"
     device, precision = run_spec.device, run_spec.precision
@@ -101,14 +109,16 @@ def record_epochs(sampled, probe, benchmark, run_spec, data_path: str, plan: Epo
         **peak_memory(probe, run_spec, epochs, plan.params(data_path)),
         eval_accuracy=[e["accuracy"] for e in epochs],
         final_loss=epochs[-1]["record"].losses[-1],
+        **({"planned": planned} if planned else {}),
     )
 
 
 @pytest.mark.fast
-def test_epoch_slice_throughput(sampled, probe, benchmark, run_spec):
+def test_epoch_slice_throughput(sampled, probe, benchmark, run_spec, saved_row):
     """The suite's data path, each round the first batches of an epoch and of the eval set, as many
     as the fast profile's budget allows (see fast_plan)."""
-    record_epochs(sampled, probe, benchmark, run_spec, "device", fast_plan(probe, run_spec))
+    plan, planned = fast_plan(probe, run_spec, saved_row)
+    record_epochs(sampled, probe, benchmark, run_spec, "device", plan, planned)
 
 
 def test_epoch_throughput(sampled, probe, benchmark, run_spec):

@@ -13,7 +13,7 @@ import statistics
 
 import pytest
 
-from bench.measure.budget import FAST_BUDGET_S
+from bench.measure.budget import FAST_BUDGET_S, reused_batch
 from bench.measure.jobs import (
     FAST_BATCHES,
     TRAIN_STEP_ROUNDS,
@@ -24,8 +24,9 @@ from bench.measure.jobs import (
 from bench.measure.sampling import Job
 
 
-def record_steps(sampled, benchmark, run_spec, attention: str, batch: int) -> None:
-    """Sample the step in every worker; file its throughput at the batch it trained at."""
+def record_steps(sampled, benchmark, run_spec, attention: str, batch: int, planned: str = "") -> None:
+    """Sample the step in every worker; file its throughput at the batch it trained at (and, for
+    the fast form, where that batch was chosen: `planned`)."""
     steps = sampled(
         "training_step",
         train_step_params(attention, batch),
@@ -43,22 +44,27 @@ def record_steps(sampled, benchmark, run_spec, attention: str, batch: int) -> No
         tokens_per_step=tokens,
         tokens_per_s=tokens / step_seconds,
         samples_per_s=batch / step_seconds,
+        **({"planned": planned} if planned else {}),
     )
 
 
-def fast_batch(probe, run_spec) -> int:
-    """The run's batch on CUDA; on the CPU the largest of FAST_BATCHES whose rounds in every worker
-    fit TRAIN_STEP_SHARE of the budget, from a measured step at batch 1 (scaled linearly: an
-    overestimate where a larger batch uses the machine better), or a skip that says why."""
+def fast_batch(probe, run_spec, saved) -> tuple[int, str]:
+    """(batch, where it was chosen): the run's batch on CUDA; on the CPU the batch of the series'
+    newest saved run (`saved`, fixtures/storage.py: chosen once, so that a slow day does not halve
+    it), else the largest of FAST_BATCHES whose rounds in every worker fit TRAIN_STEP_SHARE of the
+    budget, from a measured step at batch 1 (scaled linearly: an overestimate where a larger batch
+    uses the machine better), or a skip that says why."""
     if run_spec.device.type == "cuda":
-        return run_spec.batch_size
+        return run_spec.batch_size, "the run's batch"
+    if saved is not None and (batch := reused_batch(saved.extra, FAST_BATCHES, run_spec.batch_size)):
+        return batch, f"reused from {saved.run}"
     job = Job("training_step", {"attention": run_spec.attention, "rounds": 2, "batch_size": 1}, 1, 1)
     per_sample = probe(job).median
     budget, rounds = FAST_BUDGET_S * TRAIN_STEP_SHARE, TRAIN_STEP_ROUNDS + TRAIN_STEP_WARMUP
     for batch in (b for b in FAST_BATCHES if b <= run_spec.batch_size):
         cost = run_spec.workers * rounds * per_sample * batch
         if cost <= budget:
-            return batch
+            return batch, "probed"
     pytest.skip(
         f"one training step at batch 1 takes {per_sample:.1f} s here: its {rounds} rounds "
         f"in {run_spec.workers} workers would take {cost:.0f} s, over the {budget:.0f} s it may have"
@@ -67,10 +73,11 @@ def fast_batch(probe, run_spec) -> int:
 
 @pytest.mark.fast
 @pytest.mark.pr
-def test_train_step_fast(sampled, probe, benchmark, run_spec):
+def test_train_step_fast(sampled, probe, benchmark, run_spec, saved_row):
     """The run's attention, a small batch (fast_batch): the whole training step, judged by `ab`."""
     benchmark.group = "train step (fast)"
-    record_steps(sampled, benchmark, run_spec, run_spec.attention, fast_batch(probe, run_spec))
+    batch, planned = fast_batch(probe, run_spec, saved_row)
+    record_steps(sampled, benchmark, run_spec, run_spec.attention, batch, planned)
 
 
 @pytest.mark.parametrize("attention", ["hf", "blocked"])

@@ -21,6 +21,7 @@ EXAMPLES = (
     "python -m bench power --ab --case train-step --null-trials 10 --trials 10 --save power.json",
     "python -m bench power --changes   # changes on the saved runs (seconds)",
     "python -m bench power --scores results/ab/* power.json   # the scores on saved pairs and trials",
+    "python -m bench power --rule   # the whole verdict rule's false alarms, simulated (minutes)",
 )
 
 
@@ -68,6 +69,13 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "--seconds", default="20", help="with --ab: seconds per benchmark (default 20, as ab)"
     )
     parser.add_argument(
+        "--rule",
+        action="store_true",
+        help="simulate the whole verdict rule on seeded sessions of unchanged code (no benchmarks run)",
+    )
+    parser.add_argument("--sessions", default="1000", help="with --rule: sessions a design (default 1000)")
+    parser.add_argument("--seed", default="1", help="with --rule: the simulation's seed (default 1)")
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="with --ab: go on from the trials in --save FILE up to the counts asked for",
@@ -88,6 +96,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.alpha is None:
         args.alpha = 0.001 if args.changes else 0.01
+    if args.rule:  # seeded synthetic sessions: no torch
+        from bench.power.rule import DESIGNS, format_rule, simulate
+
+        check_thresholds(args.alpha, args.min_effect)
+        sessions, seed = positive_int("--sessions", args.sessions), positive_int("--seed", args.seed)
+        results = [simulate(design, sessions, seed, args.alpha, args.min_effect) for design in DESIGNS]
+        print(format_rule(results))
+        if args.save:
+            replace_atomically(Path(args.save), json.dumps(results, indent=1).encode())
+        return 0
     if args.ab:
         return power_ab(args)
     if args.changes:  # reads saved runs only: no torch

@@ -106,3 +106,32 @@ def plan_epoch(
         f"{workers} workers needs about {cost:.0f} s, over the fast profile's {budget_s:.0f} s for this "
         f"benchmark; the full run (`pytest -k epoch_throughput`) measures whole epochs"
     )
+
+
+# A fast plan is chosen once per series and then reused: sized afresh on every run from a live
+# probe, a slow day would flip it to a smaller batch or slice, and history would compare different
+# amounts of work (bench/base/history.py WORK_KEYS). The saved row a plan is read from is the
+# benchmark's in the newest saved run of the series (fixtures/storage.py `saved_row`).
+
+
+def reused_plan(candidates: list[EpochPlan], saved: dict, batch: int) -> EpochPlan | None:
+    """The candidate that measured what a saved row of the epoch benchmark recorded (its slice,
+    batch and rounds), or None where none did (no saved row, or the candidates changed since):
+    then the plan is chosen afresh, and that choice is reused from the next run on."""
+    for plan in candidates:
+        work = {
+            "max_samples": plan.max_samples or None,
+            "batch_size": plan.batch_size or batch,
+            "rounds_per_worker": plan.rounds,
+            "warmup_rounds_per_worker": plan.warmup_rounds,
+        }
+        if saved and all(saved.get(key) == value for key, value in work.items()):
+            return plan
+    return None
+
+
+def reused_batch(saved: dict, batches: tuple[int, ...], run_batch: int) -> int | None:
+    """The training step's batch a saved row trained at, where it is still one the fast profile may
+    choose (one of `batches`, at most the run's); else None, and the batch is chosen afresh."""
+    batch = saved.get("batch_size")
+    return batch if batch in batches and batch <= run_batch else None

@@ -31,7 +31,7 @@ import numpy as np
 from scipy import stats
 
 from bench.base.errors import BenchInputError
-from bench.base.history import Run, by_series, label_changes, load_runs, software_differences
+from bench.base.history import Run, by_series, by_work, label_changes, load_runs, software_differences
 from bench.verdicts.notation import percent
 from bench.verdicts.stats import run_level
 from bench.verdicts.verdict import CALIBRATED, CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, RAW
@@ -217,6 +217,7 @@ class SeriesChanges:
     noise: float  # the chosen score's run-to-run spread (noise_sd of its log levels)
     why: str = ""  # why that score was read
     found: list[Found] = field(default_factory=list)
+    work: str = ""  # what sets these runs' work apart from the benchmark's other runs ('' where all alike)
 
 
 def series_score(points: list[Point], min_runs: int) -> tuple[str, str, list[float]]:
@@ -246,7 +247,7 @@ def series_score(points: list[Point], min_runs: int) -> tuple[str, str, list[flo
 NEAR = 2
 
 
-def stepped_near(at: dict[str, list[int]], where: int) -> int:
+def stepped_near(at: dict, where: int) -> int:
     """How many benchmarks have a step within NEAR runs of position `where` in the series."""
     return sum(any(abs(where - p) <= NEAR for p in places) for places in at.values())
 
@@ -258,22 +259,25 @@ def series_changes(
     min_runs: int = MIN_RUNS,
     only: str | None = None,
 ) -> list[SeriesChanges]:
-    """Per series and benchmark (optionally those whose name contains `only`), its lasting steps."""
+    """Per series and benchmark (optionally those whose name contains `only`), its lasting steps;
+    a benchmark whose runs measured different work (a fast plan that changed) is searched once per
+    work (`work`: `max_samples 16`), so that a change of plan is never a step."""
     found = []
     for series_runs in by_series(runs).values():
         names = dict.fromkeys(name for run in series_runs for name in run.benchmarks())
         position = {run.name: i for i, run in enumerate(series_runs)}
         searched = []
         for name in (n for n in names if not only or only in n):
-            points = points_of(series_runs, name)
-            score, why, levels = series_score(points, min_runs)
-            steps = find_steps(levels, alpha, min_effect, min_runs)
-            searched.append((name, points, (score, why), levels, steps))
+            for work, work_runs in by_work(series_runs, name).items():
+                points = points_of(work_runs, name)
+                score, why, levels = series_score(points, min_runs)
+                steps = find_steps(levels, alpha, min_effect, min_runs)
+                searched.append((name, work, points, (score, why), levels, steps))
         at = {
-            name: [position[points[step.index].run.name] for step in steps]
-            for name, points, _, _, steps in searched
+            (name, work): [position[points[step.index].run.name] for step in steps]
+            for name, work, points, _, _, steps in searched
         }
-        for name, points, (score, why), levels, steps in searched:
+        for name, work, points, (score, why), levels, steps in searched:
             pairs = [(step, points[step.index - 1].run, points[step.index].run) for step in steps]
             found.append(
                 SeriesChanges(
@@ -294,6 +298,7 @@ def series_changes(
                         )
                         for step, before, after in pairs
                     ],
+                    work,
                 )
             )
     return found

@@ -20,11 +20,13 @@ from pathlib import Path
 from bench.base.errors import BenchInputError
 from bench.base.history import (
     Run,
+    comparable_runs,
     config_differences,
-    earlier_runs,
     label_changes,
     load_runs,
+    same_work,
     software_differences,
+    work_differences,
 )
 from bench.verdicts.stats import Change, Values, log_ratio_change, run_change, run_level, run_to_run_sd
 from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
@@ -58,9 +60,10 @@ def select(
     """(baseline candidates, the latest run, how many of the candidates each benchmark pools).
 
     `previous` and `last:N`: the earlier runs of the latest run's series (bench/base/history.py: same
-    hardware and run configuration, any software), of which each benchmark pools the newest 1 or N
-    that measured it, so a run of other benchmarks in between (a convergence run, a `-k` subset) does
-    not hide its baseline. Unless the latest run is named, it is the newest run that has an earlier
+    hardware and run configuration, any software; a full run's without the partial ones), of which
+    each benchmark pools the newest 1 or N that measured it with the same work (`baseline_for`), so
+    a run of other benchmarks in between (a convergence run, a `-k` subset) does not hide its
+    baseline. Unless the latest run is named, it is the newest run that has an earlier
     one in its series (a first run at another dtype does not stop the comparison; `warn` says so). A
     named baseline: that run, count None.
     """
@@ -69,15 +72,15 @@ def select(
     newest = find_run(runs, latest) if latest else runs[-1]
     if baseline == "previous" or baseline.startswith("last:"):
         count = 1 if baseline == "previous" else _count(baseline)
-        earlier = earlier_runs(runs, newest)
-        comparable = [r for r in runs if earlier_runs(runs, r)]
+        earlier = comparable_runs(runs, newest)
+        comparable = [r for r in runs if comparable_runs(runs, r)]
         if not earlier and not latest and comparable:
             warn(
                 f"{newest.name} is the first run of its series; comparing the newest run "
                 f"that has an earlier one, {comparable[-1].name}"
             )
             newest = comparable[-1]
-            earlier = earlier_runs(runs, newest)
+            earlier = comparable_runs(runs, newest)
         if not earlier:
             series = ", ".join(sorted({r.series_name for r in runs}))
             where = "" if latest else f" (no series holds two runs: {series})"
@@ -90,14 +93,27 @@ def select(
     chosen = find_run(runs, baseline, newest.path.parent)
     if chosen.path == newest.path:
         raise BenchInputError(f"--baseline {baseline}: that is the latest run itself")
+    if chosen.partial and not newest.partial:
+        warn(f"--baseline {chosen.name} measured a partial selection (-k); {newest.name} a full one")
     return [chosen], newest, None
 
 
-def baseline_for(candidates: list[Run], count: int | None, fullname: str) -> list[Run]:
-    """The baseline runs of one benchmark: the newest `count` candidates that measured it."""
-    if count is None:
-        return candidates
-    return [r for r in candidates if values_of(r, fullname).process][-count:]
+def baseline_for(
+    candidates: list[Run], count: int | None, fullname: str, latest: Run
+) -> tuple[list[Run], str]:
+    """(the baseline runs of one benchmark, why there are none): the newest `count` candidates that
+    measured it with the same work as the latest run (bench/base/history.py WORK_KEYS; a named
+    baseline, count None, only if it did). A row whose baseline measured other work is refused:
+    a fast plan that changed (a smaller batch, a shorter slice) is not a change of speed."""
+    measured = [r for r in candidates if values_of(r, fullname).process]
+    if not measured:  # judge says which side lacks the values
+        return (candidates if count is None else []), ""
+    like = same_work(measured, fullname, latest.work(fullname))
+    if not like:
+        other = measured[-1]
+        differs = "; ".join(work_differences(other.work(fullname), latest.work(fullname)))
+        return [], f"other work than {other.name}: {differs}"
+    return (like if count is None else like[-count:]), ""
 
 
 def _count(baseline: str) -> int:
@@ -238,14 +254,18 @@ def compare(
     runs = load_runs(results, warn)
     candidates, new, count = select(runs, latest, baseline, warn)
     other_series = check_series(candidates, new, force)
-    history = earlier_runs(runs, new)[-HISTORY_RUNS:]
+    earlier = comparable_runs(runs, new)
     names = list(new.benchmarks())
     if count is None:  # a named baseline: its benchmarks the latest run lacks are listed too
         names += [n for n in candidates[0].benchmarks() if n not in names]
     rows, used = [], {}
     for name in names:
-        base_runs = baseline_for(candidates, count, name)
+        base_runs, refused = baseline_for(candidates, count, name, new)
+        if refused:
+            rows.append(Row(name, None, None, None, None, None, "-", refused))
+            continue
         used.update(dict.fromkeys(r.name for r in base_runs))
+        history = same_work(earlier, name, new.work(name))[-HISTORY_RUNS:]
         rows.append(
             judge(
                 name,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import re
 import statistics
@@ -28,8 +29,15 @@ from pytest_benchmark.stats import Stats
 from bench.base.errors import BenchInputError
 from bench.measure.ab import BASELINE, CANDIDATE
 from bench.measure.sampling import Job, ProcessSample, summary
-from bench.verdicts.stats import Change, Values, controlled_change, log_ratio_change
-from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
+from bench.verdicts.stats import (
+    Change,
+    Values,
+    controlled_change,
+    log_ratio_change,
+    rounds_factor,
+    within_process_slope,
+)
+from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, choose_score, finish
 
 SIDES = (BASELINE, CANDIDATE)
 PAIR_FOLDER = re.compile(r"^(\d{4})_")
@@ -210,15 +218,48 @@ def sweep_seconds(pair: dict[str, dict], name: str) -> float:
     return total
 
 
+def score_rounds(side: Values, score: str, slope: float) -> list[list[float]]:
+    """A side's log rounds by process on the score that decided (raw, or controlled by `slope`)."""
+    if score == CALIBRATED:
+        return [
+            [math.log(t / c**slope) for t, c in zip(rounds, calibration, strict=True)]
+            for rounds, calibration in zip(side.rounds, side.calibration_rounds, strict=True)
+        ]
+    return [[math.log(t) for t in rounds] for rounds in side.rounds]
+
+
 def needed_seconds(pair: dict[str, dict], row: Row) -> float | None:
-    """The --seconds that would decide an inconclusive row: its sweeps so far times the factor."""
+    """An estimate of the --seconds that would decide an inconclusive row: its sweeps so far times
+    how many times the rounds it would take (stats.rounds_factor); None where no number of rounds
+    would (`decides_with` says why)."""
     if row.needed_factor is None:
         return None
-    for entry in pair[CANDIDATE]["benchmarks"]:
-        if entry.get("fullname") == row.benchmark:
-            sweeps = entry.get("extra_info", {}).get("rounds_per_worker") or 0
-            return row.needed_factor * sweeps * sweep_seconds(pair, row.benchmark)
-    return None
+    extras = shared_extra(pair, row.benchmark)
+    sides = [Values.from_extra_info(extra) for extra in extras]
+    if any(len(v.rounds) < 2 or any(len(r) < 2 for r in v.rounds) for v in sides):
+        factor = row.needed_factor  # no rounds saved: all of the spread taken for the rounds'
+    else:
+        slope = within_process_slope(sides) or 0.0
+        factor = rounds_factor([score_rounds(v, row.decided_by, slope) for v in sides], row.needed_factor)
+        if factor is None:
+            return None
+    sweeps = extras[1].get("rounds_per_worker") or 0
+    return factor * sweeps * sweep_seconds(pair, row.benchmark)
+
+
+def decides_with(pair: dict[str, dict], row: Row) -> str:
+    """What would decide an inconclusive row: `est. ~N s` (the --seconds, an estimate), `more
+    processes` (the spread between processes dominates: more rounds do not narrow it), or `on the
+    edge` (the estimate sits at the minimum effect: nothing does)."""
+    if row.needed_factor is None:
+        return "on the edge"
+    seconds = needed_seconds(pair, row)
+    return "more processes" if seconds is None else f"est. ~{seconds:.0f} s"
+
+
+def shared_extra(pair: dict[str, dict], name: str) -> tuple[dict, dict]:
+    """One benchmark's extra_info on each side ({} where a side lacks it)."""
+    return next(((base, cand) for n, base, cand in paired_extra_info(pair) if n == name), ({}, {}))
 
 
 def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str:
@@ -241,7 +282,8 @@ def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str
                 "high": chosen.high if chosen else None,
                 "p_value": chosen.p_value if chosen else None,
                 "p_adjusted": row.p_adjusted,
-                "needed_seconds": needed_seconds(pair, row),
+                "needed_seconds": needed_seconds(pair, row),  # an estimate
+                "decides_with": decides_with(pair, row) if row.verdict == INCONCLUSIVE else None,
                 "baseline_seconds": row.baseline_seconds,
                 "candidate_seconds": row.latest_seconds,
                 "raw": change(row.raw),

@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.base.history import Run, by_series, load_runs, replace_atomically
+from bench.base.history import Run, by_series, comparable_runs, load_runs, replace_atomically, same_work
 from bench.verdicts.changes import Found, format_step, series_changes
-from bench.verdicts.compare import HISTORY_RUNS, judge, values_of
+from bench.verdicts.compare import HISTORY_RUNS, baseline_for, judge, values_of
 from bench.verdicts.notation import LEGEND, format_change, format_seconds
 from bench.verdicts.stats import run_level
 from bench.verdicts.summary import Measured, figures
@@ -178,12 +178,29 @@ def save_trend(path: Path, name: str, points: list[dict], steps: list[Found] = (
 
 def latest_verdict(saved: list[Run], fullname: str) -> Row | None:
     """The newest of the `saved` runs that measured this benchmark against the one before it, as
-    `compare` judges it; None with fewer than two such runs."""
-    measured = [v for run in saved if (v := values_of(run, fullname)).process]
+    `compare` judges it (the same work, a full run never against a partial one); None with fewer
+    than two such runs."""
+    measured = [run for run in saved if values_of(run, fullname).process]
     if len(measured) < 2:
         return None
-    history = measured[:-1][-HISTORY_RUNS:]
-    return finish([judge(fullname, history[-1:], measured[-1], history, confidence=0.99)], 0.01, 0.02)[0]
+    latest = measured[-1]
+    earlier = comparable_runs(measured, latest)
+    base, refused = baseline_for(earlier, 1, fullname, latest)
+    if not base and not refused:
+        return None
+    history = same_work(earlier, fullname, latest.work(fullname))[-HISTORY_RUNS:]
+    row = (
+        Row(fullname, None, None, None, None, None, "-", refused)
+        if refused
+        else judge(
+            fullname,
+            [values_of(base[0], fullname)],
+            values_of(latest, fullname),
+            [values_of(run, fullname) for run in history],
+            confidence=0.99,
+        )
+    )
+    return finish([row], 0.01, 0.02)[0]
 
 
 def sparkline(values: list[float], color: str) -> str:
@@ -265,7 +282,10 @@ def change_points(runs: list[Run]) -> tuple[dict[tuple[str, str], list[Found]], 
         found = series_changes(runs)
     except ImportError as err:
         return {}, f"<p>change points not searched: {html.escape(str(err))}</p>"
-    return {(s.series, s.benchmark): s.found for s in found if s.found}, ""
+    steps: dict[tuple[str, str], list[Found]] = {}
+    for s in found:  # a benchmark searched once per work it measured: one chart holds them all
+        steps.setdefault((s.series, s.benchmark), []).extend(s.found)
+    return {key: f for key, f in steps.items() if f}, ""
 
 
 def steps_list(steps: dict[tuple[str, str], list[Found]]) -> str:

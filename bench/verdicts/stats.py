@@ -17,7 +17,7 @@ import math
 import statistics
 from dataclasses import dataclass, field
 
-from scipy import special, stats
+from scipy import special
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,27 @@ def run_to_run_sd(levels: list[float]) -> float | None:
     return math.sqrt(statistics.fmean(steps) / 2.0)
 
 
+def successive_difference_df(runs: int) -> float:
+    """The degrees of freedom of run_to_run_sd's variance over `runs` levels, as a chi-square's:
+    for iid normal levels the sum of the n - 1 squared successive differences has variance
+    sigma^4 (12n - 16) (each 8 sigma^4, adjacent ones covarying by 2 sigma^4), so the estimate's
+    variance is 2 sigma^4 / nu with nu = 2 (n - 1)^2 / (3n - 4): 2.9 at 5 runs, 12.9 at 20, not
+    n - 1 (tests/test_stats.py simulates it; docs/verdicts.md has what it does to the test)."""
+    return 2.0 * (runs - 1) ** 2 / (3.0 * runs - 4.0)
+
+
 def run_change(
     baseline_runs: list[list[float]], candidate: list[float], sd: float, history: int, confidence: float
 ) -> Change:
     """The candidate run's level against the mean of the baseline runs' levels, when runs vary by
-    `sd` (estimated from `history` earlier runs): a prediction interval for one more run."""
+    `sd` (estimated by run_to_run_sd from `history` earlier runs): a prediction interval for one
+    more run, on the t distribution with that estimate's degrees of freedom."""
     levels = [run_level(run) for run in baseline_runs]
     diff = run_level(candidate) - statistics.fmean(levels)
     se = sd * math.sqrt(1.0 + 1.0 / len(levels))
-    df = max(history - 1, 1)
-    half = stats.t.ppf(0.5 + confidence / 2, df) * se
-    p_value = float(2.0 * stats.t.sf(abs(diff) / se, df)) if se > 0 else float(diff == 0.0)
+    df = successive_difference_df(history)
+    half = float(special.stdtrit(df, 0.5 + confidence / 2)) * se
+    p_value = float(2.0 * special.stdtr(df, -abs(diff) / se)) if se > 0 else float(diff == 0.0)
     n_base = sum(len(run) for run in baseline_runs)
     return Change(
         math.exp(diff), math.exp(diff - half), math.exp(diff + half), p_value, n_base, len(candidate), se, df
@@ -172,3 +182,31 @@ def controlled_change(baseline: Values, candidate: Values, confidence: float) ->
     if slope is None:
         return None, math.nan
     return log_ratio_change(controlled(baseline, slope), controlled(candidate, slope), confidence), slope
+
+
+# A process's median of R normal rounds varies about pi/2 times as much as their mean.
+MEDIAN_EFFICIENCY = math.pi / 2
+
+
+def rounds_factor(sides: list[list[list[float]]], data_factor: float) -> float | None:
+    """How many times the rounds would shrink the variance of a side's mean process value by
+    `data_factor` (verdict.needed_factor), given each side's rounds by process (log scale). A
+    process value varies with its process (between processes, which more rounds do not touch) and
+    with its rounds (within, as their variance over R): more rounds cut only the second. None where
+    the first alone is over the target: then only more processes decide it."""
+    within, between, n_within, n_between = 0.0, 0.0, 0, 0
+    rounds = min(len(process) for side in sides for process in side)
+    for side in sides:
+        medians = [statistics.median(process) for process in side]
+        between += statistics.variance(medians) * (len(medians) - 1)
+        n_between += len(medians) - 1
+        for process in side:
+            within += statistics.variance(process) * (len(process) - 1)
+            n_within += len(process) - 1
+    total = between / n_between
+    from_rounds = min(total, MEDIAN_EFFICIENCY * within / n_within / rounds)
+    from_processes = total - from_rounds
+    target = total / data_factor
+    if from_processes >= target:
+        return None
+    return max(1.0, from_rounds / (target - from_processes))

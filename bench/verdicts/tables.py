@@ -14,7 +14,7 @@ from bench.base.history import Run
 from bench.verdicts.changes import NEAR, SeriesChanges, format_step
 from bench.verdicts.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, software_changes
 from bench.verdicts.notation import LEGEND, format_change, format_seconds, percent, short_name, wrap
-from bench.verdicts.pairs import CANDIDATE, SIDES, needed_seconds
+from bench.verdicts.pairs import CANDIDATE, SIDES, decides_with
 from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, counts
 
 INDENT = "    "  # the figures under a benchmark's name
@@ -76,8 +76,7 @@ def two_line_table(header: Sequence[str], rows: list[tuple[str, Sequence[str]]])
 def verdict_cell(row: Row, pair: dict[str, dict]) -> str:
     if row.verdict != INCONCLUSIVE:
         return row.verdict
-    seconds = needed_seconds(pair, row)
-    return f"{row.verdict} (~{seconds:.0f} s)" if seconds is not None else f"{row.verdict} (on the edge)"
+    return f"{row.verdict} ({decides_with(pair, row)})"
 
 
 def describe_side(side: dict) -> str:
@@ -205,7 +204,7 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
         lines += ["", f"series {series}"]
         for s in mine:
             for f in s.found:
-                lines.append(f"  {short_name(s.benchmark)}")
+                lines.append(f"  {short_name(s.benchmark)}" + (f" [{s.work}]" if s.work else ""))
                 lines += wrap(
                     f"step {format_step(f.step)}, p = {f.step.p_value:.2g}, {s.score} ({s.why}), "
                     f"{f.step.before} runs before and {f.step.after} after; {f.shared} of {f.benchmarks} "

@@ -11,12 +11,17 @@ that move (docs/verdicts.md).
 
 What a row says (`classify`, after `family`):
 - `regression` / `improvement`: significant in that direction after Holm's correction over the
-  session's benchmarks (one-sided; statsmodels' multipletests), at least the minimum effect, and
-  its interval clear of no change (so no row says more than the interval printed beside it);
+  session's benchmarks (one-sided at alpha / 2 each way: Holm's two-sided test), at least the
+  minimum effect, and its interval clear of no change (so no row says more than the interval
+  printed beside it);
 - `no change`: the whole interval lies within +-minimum effect (1/(1+m) .. 1+m);
 - `inconclusive`: anything else, with what a decision would take (`needed_factor`).
-Holm keeps the chance that a session of unchanged code flags any regression at most alpha, however
-many benchmarks it judges. No torch import.
+For a score fixed in advance, Holm keeps the chance that a session of unchanged code flags anything
+(a regression or an improvement) at most alpha, and a regression at most alpha / 2, however many
+benchmarks it judges (at one-sided alpha a direction, as before, the first bound was 2 alpha). The
+score is chosen per row from the data, in the same processes as the rounds; the whole rule is
+simulated by `python -m bench power --rule` (bench/power/rule.py; the rates in docs/verdicts.md).
+No torch import.
 """
 
 from __future__ import annotations
@@ -146,11 +151,12 @@ def classify(change: Change | None, p_slower: float, p_faster: float, alpha: flo
     """The verdict of one row from its change and its family-adjusted one-sided p-values."""
     if change is None:
         return UNTESTABLE
-    # and the printed interval clear of no change: the last rows of Holm's step-down test one-sided
-    # at up to alpha, looser than the two-sided interval's alpha / 2 on each side
-    if p_slower < alpha and change.ratio >= 1 + min_effect and change.low > 1:
+    # each direction at alpha / 2, as the printed two-sided interval is: so that a session of
+    # unchanged code says either (not only "regression") at most alpha of the time, whichever score
+    # decides (docs/verdicts.md, `power --rule`); and that interval clear of no change
+    if p_slower < alpha / 2 and change.ratio >= 1 + min_effect and change.low > 1:
         return REGRESSION
-    if p_faster < alpha and change.ratio <= 1 / (1 + min_effect) and change.high < 1:
+    if p_faster < alpha / 2 and change.ratio <= 1 / (1 + min_effect) and change.high < 1:
         return IMPROVEMENT
     if change.low >= 1 / (1 + min_effect) and change.high <= 1 + min_effect:
         return NO_CHANGE
@@ -159,7 +165,8 @@ def classify(change: Change | None, p_slower: float, p_faster: float, alpha: flo
 
 def family(changes: Sequence[Change | None], alpha: float, min_effect: float) -> list[Judged]:
     """Every row of one session judged together: Holm over the rows that have a test, each
-    direction on its own, so that all-unchanged code flags anything with probability <= alpha."""
+    direction on its own at alpha / 2, so that all-unchanged code flags anything with probability
+    <= alpha (for a score fixed in advance)."""
     tested = [i for i, c in enumerate(changes) if c is not None]
     slower = holm([changes[i].one_sided(slower=True) for i in tested])
     faster = holm([changes[i].one_sided(slower=False) for i in tested])
