@@ -15,10 +15,11 @@ import textwrap
 from types import ModuleType
 
 from bench.base.errors import BenchInputError
-from bench.cli import ab, changes, compare, power, prepare, presets, report, train
+from bench.cli import ab, changes, compare, power, prepare, presets, report, runs, train
+from bench.cli.common import say
 from bench.harness.options import as_given
 
-COMMANDS: tuple[ModuleType, ...] = (train, prepare, report, compare, changes, ab, power, presets)
+COMMANDS: tuple[ModuleType, ...] = (train, prepare, runs, report, compare, changes, ab, power, presets)
 
 
 def add_command(commands, module: ModuleType) -> argparse.ArgumentParser:
@@ -57,5 +58,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.run(args)
     except BenchInputError as err:
-        print(f"error: {as_given(str(err), argv)}", file=sys.stderr)
+        say("error", as_given(str(err), argv))
         return 2
