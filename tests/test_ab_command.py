@@ -161,9 +161,21 @@ def test_bad_input_is_refused_before_anything_is_timed(tmp_path, args, message):
     message = message.replace("{tmp}", str(tmp_path)).replace("NO_TORCH", no_torch)
     run = bench("ab", *args, "--results", str(tmp_path / "results"), "-k", SMALL_CASE)
     assert run.returncode in (2, 4), run.stdout + run.stderr  # ours, or pytest's usage error
-    assert message in run.stdout + run.stderr
+    assert message in " ".join((run.stdout + run.stderr).split())  # errors wrap at 100 columns
     assert "passed" not in run.stdout
     assert not pairs_in(tmp_path / "results")
+
+
+def test_a_selection_of_no_sampled_benchmark_is_an_error(tmp_path):
+    """Told as an input error (exit 2), not as pytest's `no tests ran` (5); the least session that
+    shows it: 2 processes a side on one server each (the servers start before collection)."""
+    args = ("--baseline-option", "attention=hf", *QUICK, "--results", str(tmp_path), "-k", "nosuchbench")
+    run = bench("ab", *args, env={SERVERS_ENV: "1"})
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "error: ab: pytest's selection (-k nosuchbench) holds no sampled benchmark" in " ".join(
+        run.stderr.split()
+    )
+    assert not pairs_in(tmp_path)
 
 
 def test_a_session_that_stops_saves_nothing(tmp_path):

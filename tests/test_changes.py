@@ -210,6 +210,16 @@ def test_missing_or_empty_results_are_named(tmp_path, capsys):
     assert "no saved runs" in capsys.readouterr().err
 
 
+def test_a_benchmark_filter_that_matches_nothing_is_an_error(tmp_path, capsys):
+    upgrade_history(tmp_path)
+    assert main(["changes", "--results", str(tmp_path), "--benchmark", "nosuch"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --benchmark nosuch: no saved benchmark's name contains it (1 name saved, e.g.\n"
+        "  attention_step[w32-L512-b2-hf-forward])\n"
+    )
+    assert main(["changes", "--results", str(tmp_path), "--benchmark", "hf-forward"]) == 0
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [

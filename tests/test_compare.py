@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from bench.__main__ import main
 from bench.base.errors import BenchInputError
+from bench.base.history import series_folder
 from bench.verdicts.compare import baseline_for, compare, load_runs, select
 from bench.verdicts.verdict import (
     CALIBRATED,
@@ -329,3 +332,135 @@ def test_injected_runs_are_labelled(tmp_path, capsys):
     save_run(folder, 2, scale=1.25, extra={"injected_slowdown": 0.25})
     main(["compare", "--results", str(tmp_path)])
     assert "was a self-test run with an injected slowdown of 25%" in capsys.readouterr().out
+
+
+# A fingerprint as the suite saves it: its series folder and pytest-benchmark's autosave file
+# names make paths of 130 columns, which no line may print.
+REAL_FINGERPRINT = {
+    **FINGERPRINT,
+    "cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
+    "cpu_count": 2,
+    "dtype": "fp32",
+    "run": {
+        "model": {"hidden_size": 128, "layers": 2, "heads": 4, "attention_window": 32},
+        "attention": "hf",
+        "batch_size": 16,
+        "seq_len": 256,
+    },
+}
+
+
+def save_autosaved(results: Path, number: int, machine: dict = REAL_FINGERPRINT, scale: float = 1.0) -> Path:
+    """A run filed as the suite files it: series folder, autosave name, commit."""
+    commit = f"{number:02d}" + "c" * 38
+    path = save_run(results / series_folder(machine), number, scale=scale, machine=machine)
+    saved = json.loads(path.read_text())
+    saved["commit_info"] = {"id": commit, "dirty": True}
+    named = path.with_name(f"{number:04d}_{commit}_20261128_100{number}00_uncommitted-changes.json")
+    named.write_text(json.dumps(saved))
+    path.unlink()
+    return named
+
+
+def test_runs_are_named_by_number_commit_and_time_within_100_columns(tmp_path, capsys):
+    """Every line compare prints fits 100 columns: runs by number, commit and time; the series in
+    words; the fallback and a skipped file's warnings wrapped."""
+    first = save_autosaved(tmp_path, 1)
+    save_autosaved(tmp_path, 2, scale=1.25)
+    save_autosaved(tmp_path, 3, machine={**REAL_FINGERPRINT, "dtype": "bf16"})  # a series' first run
+    (first.parent / "0004_broken.json").write_text('{"benchmarks": [')
+    assert len(first.parent.name) + len(first.name) > 120
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "latest:   #2 02cccccccc+dirty 2026-11-28 10:02" in lines
+    assert "baseline: #1 01cccccccc+dirty 2026-11-28 10:01" in lines
+    assert lines[0] == (
+        "series:   cpu Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (2 CPUs); 2 threads, 1 a worker; fp32;"
+    )
+    assert lines[1] == "  model 2 layers, hidden 128, 4 heads, window 32; attention hf; batch 16 x 256 tokens"
+    err = " ".join(captured.err.split())
+    assert f"warning: skipped {first.parent.name}/0004_broken.json: Expecting value" in err
+    assert "#3 03cccccccc+dirty 2026-11-28 10:03 is the first run of its series" in err
+    assert main(["compare", "--results", str(tmp_path), "--latest", "#2", "--baseline", "#1"]) == 0
+    assert "latest:   #2 02cccccccc+dirty" in capsys.readouterr().out  # the numbers printed are taken
+    main(["compare", "--results", str(tmp_path), "--json"])  # --json keeps the files' paths
+    assert json.loads(capsys.readouterr().out)["baseline"] == [f"{first.parent.name}/{first.name}"]
+
+
+def test_a_series_mismatch_names_only_the_keys_that_differ(tmp_path, capsys):
+    save_autosaved(tmp_path, 1)
+    other = {**REAL_FINGERPRINT, "run": {**REAL_FINGERPRINT["run"], "batch_size": 4}}
+    save_autosaved(tmp_path, 2, machine=other)
+    assert main(["compare", "--results", str(tmp_path), "--latest", "2", "--baseline", "1"]) == 2
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 100
+    assert "configurations (run.batch_size 16 vs 4): their times" in " ".join(err.split())
+    assert "{" not in err  # no dict printed whole
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--results", "{tmp}/README.md"], "--results {tmp}/README.md: is a file, not a folder"),
+        (["--results", "{tmp}/nowhere"], "--results {tmp}/nowhere: folder does not exist"),
+        (["--results", "{tmp}/empty"], "--results {tmp}/empty: no saved runs (NNNN_*.json in a folder"),
+        (["--latest", "7"], "--latest 7: no saved run matches it (a run's number, file or file name; "),
+    ],
+    ids=["a-file", "missing", "empty", "no-such-run"],
+)
+def test_a_folder_or_run_that_matches_nothing_is_named(tmp_path, capsys, args, message):
+    save_run(tmp_path / "results" / "cpu-a", 1)
+    (tmp_path / "README.md").write_text("# not a history\n")
+    (tmp_path / "empty" / "cpu-a").mkdir(parents=True)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["compare", "--results", str(tmp_path / "results"), *args]) == 2
+    assert f"error: {message.replace('{tmp}', str(tmp_path))}" in " ".join(capsys.readouterr().err.split())
+
+
+def test_benchmarks_the_latest_run_did_not_run_are_named_apart_not_judged(tmp_path, capsys):
+    """A named baseline of other settings (--force) ran two benchmarks, the latest one: the table
+    judges that one, Holm's family is that one row, and the other is named below it."""
+    save_run(tmp_path / "cpu-a", 1)
+    path = save_run(tmp_path / "cpu-b", 2, digest="bbbb", machine={**FINGERPRINT, "torch_threads": 16})
+    saved = json.loads(path.read_text())
+    saved["benchmarks"] = [b for b in saved["benchmarks"] if b["fullname"] == BENCH]
+    path.write_text(json.dumps(saved))
+    args = ["compare", "--results", str(tmp_path), "--baseline", "cpu-a/0001_run.json", "--force"]
+    assert main([*args, "--process-spread"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "epoch_throughput" not in [line.strip() for line in lines]  # no row of its own
+    assert "not in the latest run, so not judged: epoch_throughput" in lines
+    assert "after Holm over the 1 tested row" in " ".join(out.split())
+    assert lines[-1] == "1 inconclusive"
+    assert "baseline series: cpu Test CPU; 2 threads, 1 a worker (--force)" in lines
+
+
+def test_compare_prints_markdown_and_csv(tmp_path, capsys):
+    folder = tmp_path / "cpu-a"
+    steady_history(folder)
+    save_run(folder, 6, scale=1.25)
+    assert main(["compare", "--results", str(tmp_path), "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "**series:   cpu Test CPU; 2 threads, 1 a worker**"
+    assert "- latest:   #6 no commit 2026-11-28 10:06" in lines
+    at = lines.index(
+        "| benchmark | baseline | latest | change [99%] | by | raw | calib. | p Holm | verdict |"
+    )
+    rows = lines[at + 2 : at + 4]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| `attention_step[w32-L512-b2-hf-forward]`",
+        "| `epoch_throughput`",
+    ]
+    assert all(row.endswith(" | regression |") and " | +25.0% [" in row for row in rows)
+    assert "**2 regression**" in lines
+    assert main(["compare", "--results", str(tmp_path), "--format", "csv", "--fail-on-regression"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["benchmark"] for row in rows] == [BENCH, OTHER]
+    assert {row["verdict"] for row in rows} == {REGRESSION}
+    assert all(float(row["change"]) == pytest.approx(0.25) for row in rows)
+    assert all(
+        float(row["latest_seconds"]) / float(row["baseline_seconds"]) == pytest.approx(1.25) for row in rows
+    )

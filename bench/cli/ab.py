@@ -35,7 +35,7 @@ from bench.measure.sampling import Side
 NAME = "ab"
 SUMMARY = "baseline and candidate sampled side by side in one session: change, interval, verdict"
 EXAMPLES = (
-    "python -m bench ab --baseline-ref origin/main -m pr --fail-on-regression   # the PR check (make ab)",
+    "python -m bench ab --baseline-ref origin/main -m pr --fail-on-regression  # the PR check (make ab)",
     "python -m bench ab --baseline-ref origin/main -m pr --format markdown > comment.md",
     "python -m bench ab --baseline-python ~/venvs/torch-old/bin/python -m fast    # a torch upgrade",
     "python -m bench ab --baseline-option attention=hf -k train_step_fast",
@@ -47,6 +47,7 @@ MORE = (
     "(the fast training step and the attention layers that train), -m fast for every fast one."
 )
 PASSES_UNKNOWN = True  # every argument ab does not know goes to pytest
+NO_TESTS_COLLECTED = 5  # pytest.ExitCode's, without importing pytest before the command line is checked
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -118,16 +119,16 @@ def run(args: argparse.Namespace) -> int:
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
         candidate = Side(CANDIDATE)
         code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
-    if code != 0:
-        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
-        return int(code)
     pairs = {name: (pair.jobs, pair.samples) for name, pair in plugin.pool.recorded.items()}
-    if not pairs:
+    if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
         selection = " ".join(args.pytest_args) or "no -m or -k"
         raise BenchInputError(
             f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
             "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
         )
+    if code != 0:
+        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
+        return int(code)
     session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     sides = {
         BASELINE: {

@@ -42,20 +42,17 @@ def figure_header(alpha: float) -> tuple[str, ...]:
 def score_legend(
     alpha: float, min_effect: float, n_rows: int, tested: str = "", after: str = ""
 ) -> list[str]:
-    """What the columns mean and what a verdict needs: the same words in `ab` and `compare`."""
+    """What the columns mean and what a verdict needs: the same words in `ab` and `compare`, a
+    paragraph each (each format wraps them its own way)."""
     return [
-        *wrap(f"{LEGEND}; change: the deciding score's change with its {100 * (1 - alpha):g}% interval"),
-        *wrap(
-            "by: the score that decided: raw time, or cal (each round controlled by the calibration "
-            "round beside it), which decides only where the software is the same and the calibration "
-            "did not move; raw: raw time's change; calib.: the calibration rounds' own change"
-        ),
-        *wrap(
-            (f"{tested}; " if tested else "")
-            + f"regression/improvement: p < {alpha:g} after Holm over these {n_rows} rows "
-            f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
-            f"else inconclusive{after}"
-        ),
+        f"{LEGEND}; change: the deciding score's change with its {100 * (1 - alpha):g}% interval",
+        "by: the score that decided: raw time, or cal (each round controlled by the calibration "
+        "round beside it), which decides only where the software is the same and the calibration "
+        "did not move; raw: raw time's change; calib.: the calibration rounds' own change",
+        (f"{tested}; " if tested else "")
+        + f"regression/improvement: p < {alpha:g} after Holm over the {plural(n_rows, 'tested row')} "
+        f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
+        f"else inconclusive{after}",
     ]
 
 
