@@ -444,8 +444,8 @@ def test_compare_prints_markdown_and_csv(tmp_path, capsys):
     save_run(folder, 6, scale=1.25)
     assert main(["compare", "--results", str(tmp_path), "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "**series:   cpu Test CPU; 2 threads, 1 a worker**"
-    assert "- latest:   #6 no commit 2026-11-28 10:06" in lines
+    assert lines[0] == "**series: cpu Test CPU; 2 threads, 1 a worker**"
+    assert "- latest: #6 no commit 2026-11-28 10:06" in lines
     at = lines.index(
         "| benchmark | baseline | latest | change [99%] | by | raw | calib. | p Holm | verdict |"
     )

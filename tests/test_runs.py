@@ -94,3 +94,31 @@ def test_a_filter_or_folder_that_matches_nothing_is_an_error(tmp_path, capsys, a
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     assert main(["runs", "--results", str(tmp_path), *args]) == 2
     assert message.replace("{tmp}", str(tmp_path)) in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_series_is_said_in_words_from_every_key_of_its_fingerprint():
+    """The GPU and the host it sits in, and any key the words do not know, as `key value`: two
+    series never read the same; the software (which labels runs, not series) is left out."""
+    from bench.verdicts.notation import describe_series
+
+    gpu = {
+        **FINGERPRINT,
+        "device": "cuda",
+        "gpu_name": "NVIDIA H200",
+        "gpu_count": 8,
+        "gpu_driver": "550.54",
+        "cpu_count": 16,
+        "worker_threads": 1,
+        "dtype": "bf16",
+        "run": {
+            **FINGERPRINT["run"],
+            "model": {"layers": 12, "hidden_size": 768, "new_key": 1},
+            "workers": 3,
+        },
+        "future": "x",
+    }
+    assert describe_series(gpu) == (
+        "cuda 8 x NVIDIA H200 on Test CPU (16 CPUs); 2 threads, 1 a worker; bf16; model 12 layers, "
+        "hidden 768, new_key 1; attention hf; batch 16 x 256 tokens; 3 workers; future x"
+    )
+    assert describe_series({}) == ""

@@ -100,16 +100,19 @@ def describe_series(fingerprint: dict) -> str:
     run = dict(config.pop("run", None) or {})
     model = dict(run.pop("model", None) or {})
     device = config.pop("device", "?")
-    gpu, gpus = config.pop("gpu_name", None), config.pop("gpu_count", None)
-    cpu = config.pop("cpu_model", None)
-    hardware = f"{gpus} x {gpu}" if gpu and (gpus or 1) > 1 else (gpu or cpu or "unknown")
-    cpus, threads = config.pop("cpu_count", None), config.pop("torch_threads", None)
-    worker_threads = config.pop("worker_threads", None)
-    parts = [f"{device} {hardware}" + (f" ({cpus} CPUs)" if cpus else "")]
+    gpu, gpus = config.pop("gpu_name", None), config.pop("gpu_count", None) or 0
+    cpu, cpus = config.pop("cpu_model", None) or "unknown CPU", config.pop("cpu_count", None)
+    host = cpu + (f" ({cpus} CPUs)" if cpus else "")
+    if gpu:  # the GPU computes; the host it sits in is still part of the series
+        hardware = (f"{gpus} x {gpu}" if gpus > 1 else gpu) + f" on {host}"
+    else:
+        hardware = host + (f", {gpus} GPUs present" if gpus else "")
+    threads, worker_threads = config.pop("torch_threads", None), config.pop("worker_threads", None)
+    parts = [f"{device} {hardware}"]
     if threads is not None:
         parts.append(f"{threads} threads" + (f", {worker_threads} a worker" if worker_threads else ""))
-    if config.get("dtype"):
-        parts.append(config.pop("dtype"))
+    if dtype := config.pop("dtype", None):
+        parts.append(dtype)
     said = [fmt.format(model.pop(key)) for key, fmt in MODEL_WORDS if key in model]
     said += [f"{key} {value}" for key, value in sorted(model.items())]
     if said:

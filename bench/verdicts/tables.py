@@ -136,8 +136,8 @@ class Verdicts:
     def markdown(self) -> list[str]:
         """For a pull-request comment: the same table as GitHub renders it, the legend folded."""
 
-        def cell(text: str) -> str:
-            return text.replace("|", "\\|")
+        def cell(text: str) -> str:  # the text's alignment spaces are the terminal's
+            return " ".join(text.split()).replace("|", "\\|")
 
         (title, _), *intro = self.intro
         return [
