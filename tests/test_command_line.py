@@ -30,7 +30,8 @@ def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_bad_option_stops_the_run_before_any_test(tmp_path):
     result = run_pytest("-m", "fast", "--data-dir", str(tmp_path / "missing"))
     assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage-error exit code
-    assert f"--data-dir {tmp_path / 'missing'}: directory does not exist" in result.stderr
+    assert f"--data-dir {tmp_path / 'missing'}: directory does not exist" in " ".join(result.stderr.split())
+    assert max(len(line) for line in result.stderr.splitlines()) <= 100
     assert "passed" not in result.stdout
 
 

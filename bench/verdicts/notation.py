@@ -18,11 +18,12 @@ if TYPE_CHECKING:  # cheap to import: the commands print their errors with `wrap
 WIDTH = 100  # every table and line the verdict layer prints fits this many columns
 
 
-def wrap(text: str, indent: str = "  ") -> list[str]:
-    """A line wrapped at WIDTH between words, continuation lines indented once more than the first."""
+def wrap(text: str, indent: str = "  ", width: int = WIDTH) -> list[str]:
+    """A line wrapped at WIDTH (or less, where the printer puts a prefix of its own before it)
+    between words, continuation lines indented once more than the first."""
     return textwrap.wrap(
         text,
-        WIDTH,
+        width,
         initial_indent=indent,
         subsequent_indent=indent + "  ",
         break_on_hyphens=False,
