@@ -227,8 +227,9 @@ def test_a_benchmark_filter_that_matches_nothing_is_an_error(tmp_path, capsys):
         (["compare"], "differs:  commit 21aaaaaaaa -> 22aaaaaaaa"),
         (["report"], "report.html (1 trend chart)"),
         (["power", "--changes"], "false change points: "),
+        (["runs"], "  22 runs in cpu-torch2.13, cpu-torch2.14"),
     ],
-    ids=["changes", "compare", "report", "power-changes"],
+    ids=["changes", "compare", "report", "power-changes", "runs"],
 )
 def test_history_commands_do_not_import_torch(tmp_path, command, expected):
     """They read results/ alone, and answer in seconds (most of it importing scipy)."""

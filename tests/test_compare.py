@@ -176,7 +176,7 @@ def test_a_first_run_has_nothing_to_compare_with(tmp_path, capsys):
     assert max(len(line) for line in err.splitlines()) <= 100
     err = " ".join(err.split())
     assert "no run before #1 no commit 2026-11-28 10:01 in its series" in err
-    assert "(no series holds two runs; 1 listed by python -m bench runs)" in err
+    assert "(none of the 1 series holds two runs yet)" in err
 
 
 def test_a_first_run_at_other_settings_passes_to_the_newest_comparable_run(tmp_path, capsys):

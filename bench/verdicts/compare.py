@@ -87,7 +87,7 @@ def select(
             earlier = earlier_runs(runs, newest)
         if not earlier:
             series = len({r.series for r in runs})
-            where = "" if latest else f" (no series holds two runs; {series} listed by python -m bench runs)"
+            where = "" if latest else f" (none of the {plural(series, 'series', '')} holds two runs yet)"
             raise BenchInputError(
                 f"no run before {run_name(newest)} in its series to compare with{where}: save "
                 f"another run (make bench), or name one: python -m bench compare --baseline RUN"
