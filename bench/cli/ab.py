@@ -119,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
         candidate = Side(CANDIDATE)
         code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
-    pairs = {name: (pair.jobs, pair.samples) for name, pair in plugin.pool.recorded.items()}
+    pool = plugin.pool  # None where the session stopped before its servers started
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
     if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
         selection = " ".join(args.pytest_args) or "no -m or -k"
         raise BenchInputError(
