@@ -42,13 +42,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     from bench.harness.device import use_threads
     from bench.harness.options import as_given
     from bench.harness.spec import build_spec
+    from bench.verdicts.notation import WIDTH, wrap
     from fixtures.sampling import injected_slowdown
     from fixtures.storage import selection, use_series_storage
 
     try:
         spec = build_spec(**option_values(session.config))
     except BenchInputError as err:
-        raise pytest.UsageError(as_given(str(err), list(session.config.invocation_params.args))) from None
+        message = as_given(str(err), list(session.config.invocation_params.args))
+        # pytest prints it after "ERROR: ": wrapped so that every line fits 100 columns
+        raise pytest.UsageError("\n".join(wrap(message, "", WIDTH - len("ERROR: ")))) from None
     injected_slowdown()  # the self-tests' variable: refused here, not in the first benchmark
     session.config.stash[RUN_SPEC] = spec
     use_threads(spec.threads)

@@ -9,7 +9,9 @@ tests/test_ab_command.py runs the command end to end.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -405,7 +407,7 @@ def test_the_ab_table_shows_every_score_and_says_once_why_raw_decided(tmp_path):
     rows = judge_saved(loaded, 0.01, 0.02)
     table = format_pair(loaded, rows, 0.01, 0.02, None)
     words = " ".join(table.split())  # the head is wrapped at 100 columns
-    assert "+ is slower" in words and "after Holm over these 1 rows" in words
+    assert "+ is slower" in words and "after Holm over the 1 tested row" in words
     lines = table.splitlines()
     line = lines[lines.index("x") + 1]  # the name on its line, its figures under it
     assert "+10.0% [" in line and "raw[1]" in line and line.rstrip().endswith("regression")
@@ -507,7 +509,43 @@ def test_power_scores_on_the_command_line_prints_its_three_tables(tmp_path, caps
     assert "power of `ab`'s verdict" in out and "same-code sessions: 2, 0 would fail" in out
     assert max(len(line) for line in out.splitlines()) <= 100
     assert main(["power", "--scores", str(tmp_path / "nowhere")]) == 2
-    assert "nowhere: not a saved A/B pair folder or `power --ab` result" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())  # errors wrap at 100 columns
+    assert "nowhere: not a saved A/B pair folder or `power --ab` result" in err
+
+
+def test_power_scores_on_a_file_of_no_trials_is_an_error(tmp_path, capsys):
+    from bench.__main__ import main
+
+    saved = tmp_path / "power.json"
+    saved.write_text(json.dumps({"job": "training_step(batch_size=2)", "trials": []}))
+    assert main(["power", "--scores", str(saved)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: --scores {saved}: holds no paired benchmark (0 sessions" in err
+
+
+def test_a_pair_prints_as_markdown_for_a_pull_request_and_as_csv(tmp_path, capsys):
+    """`--format markdown|csv`, here through `compare --ab PAIR` (the same printing as `ab`)."""
+    from bench.__main__ import main
+
+    pair = save_pair(tmp_path, "s1", fake_pair(1.10))
+    assert main(["compare", "--ab", str(pair), "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "**A/B session s1, saved in ab/0001_s1**"
+    header = "| benchmark | baseline | change [99%] | by | raw | calib. | p Holm | verdict |"
+    at = lines.index(header)
+    assert lines[at + 1] == "|" + " --- |" * 8
+    cells = lines[at + 2].split(" | ")
+    assert cells[0] == "| `x`" and cells[1] == "1.016 s" and cells[2].startswith("+10.0% [")
+    assert cells[3] == "raw[1]" and cells[-1] == "regression |"
+    assert "[1] raw decides: the sides' software differs (torch 2.11 vs 2.13)  " in lines
+    assert "**1 regression**" in lines and "<details><summary>how to read this table</summary>" in lines
+    assert main(["compare", "--ab", str(pair), "--format", "csv", "--fail-on-regression"]) == 1
+    (row,) = csv.DictReader(io.StringIO(capsys.readouterr().out))
+    assert row["benchmark"] == "bench/x.py::test_x" and row["verdict"] == "regression"
+    assert row["decided_by"] == "raw" and float(row["change"]) == pytest.approx(0.10, abs=1e-9)
+    assert float(row["low"]) < 0.10 < float(row["high"]) and float(row["p_holm"]) < 0.01
+    assert float(row["candidate_seconds"]) / float(row["baseline_seconds"]) == pytest.approx(1.10)
+    assert row["reason"] == "the sides' software differs (torch 2.11 vs 2.13)"
 
 
 def test_the_session_bars_show_servers_then_each_benchmark_against_its_budget():

@@ -140,6 +140,8 @@ def test_a_torch_upgrade_is_one_series_with_its_step_labelled(tmp_path, capsys):
     lines = out.splitlines()
     at = lines.index("  attention_step[w32-L512-b2-hf-forward]")  # its name, then the step under it
     assert lines[at + 1].startswith("    step +1") and max(len(line) for line in lines) <= 100
+    assert "    between #14 14aaaaaaaa 2026-11-14 10:00 and #15 15aaaaaaaa 2026-11-15 10:00" in lines
+    assert "series: cpu Test CPU; 2 threads" in lines  # in words, not a folder's hash
     assert (
         "differs: commit 14aaaaaaaa -> 15aaaaaaaa, torch 2.13.0 -> 2.14.0, transformers None -> 5.30.0" in out
     )
@@ -181,7 +183,9 @@ def test_the_report_marks_and_lists_the_change_points(tmp_path):
     assert write_report(tmp_path, out, print) == 1
     page = out.read_text()
     assert "Change points (1)" in page and "torch 2.13.0 -&gt; 2.14.0" in page
-    assert page.index("Change points (1)") < page.index("<h2>cpu-Test_CPU-2t-")  # at the top of the page
+    # at the top of the page; the series headed by its configuration in words, not a folder's hash
+    assert page.index("Change points (1)") < page.index("<h2>cpu Test CPU; 2 threads</h2>")
+    assert "between #14 14aaaaaaaa 2026-11-14 10:00 and #15 15aaaaaaaa 2026-11-15 10:00" in page
 
 
 def test_a_plan_that_flips_is_not_a_step_in_changes_or_the_report(tmp_path, capsys):
@@ -230,9 +234,19 @@ def test_a_short_history_says_it_was_not_searched(tmp_path, capsys):
 
 def test_missing_or_empty_results_are_named(tmp_path, capsys):
     assert main(["changes", "--results", str(tmp_path / "nowhere")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "nowhere: folder does not exist" in " ".join(capsys.readouterr().err.split())
     assert main(["changes", "--results", str(tmp_path)]) == 2
     assert "no saved runs" in capsys.readouterr().err
+
+
+def test_a_benchmark_filter_that_matches_nothing_is_an_error(tmp_path, capsys):
+    upgrade_history(tmp_path)
+    assert main(["changes", "--results", str(tmp_path), "--benchmark", "nosuch"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --benchmark nosuch: no saved benchmark's name contains it (1 name saved, e.g.\n"
+        "  attention_step[w32-L512-b2-hf-forward])\n"
+    )
+    assert main(["changes", "--results", str(tmp_path), "--benchmark", "hf-forward"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -240,10 +254,11 @@ def test_missing_or_empty_results_are_named(tmp_path, capsys):
     [
         (["changes"], "1 step in 1 benchmark series"),
         (["compare"], "differs:  commit 21aaaaaaaa -> 22aaaaaaaa"),
-        (["report"], "report.html (1 trend charts)"),
+        (["report"], "report.html (1 trend chart)"),
         (["power", "--changes"], "false change points: "),
+        (["runs"], "  22 runs in cpu-torch2.13, cpu-torch2.14"),
     ],
-    ids=["changes", "compare", "report", "power-changes"],
+    ids=["changes", "compare", "report", "power-changes", "runs"],
 )
 def test_history_commands_do_not_import_torch(tmp_path, command, expected):
     """They read results/ alone, and answer in seconds (most of it importing scipy)."""
@@ -285,4 +300,4 @@ def test_power_changes_needs_twenty_same_code_runs(tmp_path, capsys):
         run["benchmarks"][0]["extra_info"]["injected_slowdown"] = 0.12
         path.write_text(json.dumps(run))
     assert main(["power", "--changes", "--results", str(tmp_path)]) == 2
-    assert "no benchmark has 20 same-code runs in one series" in capsys.readouterr().err
+    assert "no benchmark has 20 same-code runs in one series" in " ".join(capsys.readouterr().err.split())

@@ -32,7 +32,8 @@ def run_pytest(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
 def test_bad_option_stops_the_run_before_any_test(tmp_path):
     result = run_pytest("-m", "fast", "--data-dir", str(tmp_path / "missing"))
     assert result.returncode == 4, result.stdout + result.stderr  # pytest's usage-error exit code
-    assert f"--data-dir {tmp_path / 'missing'}: directory does not exist" in result.stderr
+    assert f"--data-dir {tmp_path / 'missing'}: directory does not exist" in " ".join(result.stderr.split())
+    assert max(len(line) for line in result.stderr.splitlines()) <= 100
     assert "passed" not in result.stdout
 
 
@@ -67,8 +68,9 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     figures = result.stdout.split("the figures behind the times")[1]  # after pytest-benchmark's table
     assert "test_attention_step[w32-L512-b2-blocked-forward]\n    blocked: " in figures  # figures under it
     assert "tokens/s" in figures
-    assert "no verdict yet: no run before" in figures
-    assert "or name one: python -m bench compare --baseline RUN" in figures  # a command that takes it
+    assert max(len(line) for line in figures.splitlines()) <= 100  # the first-run hint wrapped too
+    assert "no verdict yet: no run before #1 " in figures
+    assert "or name one: python -m bench compare --baseline RUN" in " ".join(figures.split())
     (folder,) = [p for p in storage.iterdir() if p.is_dir()]
     (saved,) = folder.glob("0001_*.json")
     run = json.loads(saved.read_text())
@@ -156,7 +158,8 @@ def test_space_separated_options_env_vars_machine_info_and_saved_history(tmp_pat
     lines = verdict.stdout.splitlines()
     row = lines[next(i for i, line in enumerate(lines) if line.startswith("attention_step")) + 1]
     assert "0002_truncated.json" in verdict.stderr  # skipped, by name
-    assert f"latest:   {folder.name}/{second.name}" in verdict.stdout
+    assert "latest:   #3 " in verdict.stdout  # by number, commit and time: within 100 columns
+    assert max(len(line) for line in (verdict.stdout + verdict.stderr).splitlines()) <= 100
     assert "injected slowdown of 25%" in verdict.stdout
     assert verdict.returncode == (1 if " regression" in row else 0), verdict.stdout + verdict.stderr
 
@@ -188,17 +191,19 @@ def test_the_fast_epoch_benchmark_skips_a_step_that_cannot_fit(tmp_path):
     assert "in 32 workers needs about" in result.stdout
 
 
-def test_every_command_says_what_it_does_and_shows_an_example(capsys):
-    """`python -m bench CMD --help`: its one line, then examples that name the command itself."""
+def test_every_command_says_what_it_does_and_shows_an_example(capsys, monkeypatch):
+    """`python -m bench CMD --help`: its one line, then examples that name the command itself,
+    within 100 columns however wide the terminal."""
     import pytest
 
+    monkeypatch.setenv("COLUMNS", "200")
     from bench.__main__ import main
     from bench.cli import COMMANDS
 
     with pytest.raises(SystemExit):
         main(["--help"])
     main_help = capsys.readouterr().out
-    names = ["train", "prepare", "report", "compare", "changes", "ab", "power", "presets"]
+    names = ["train", "prepare", "runs", "report", "compare", "changes", "ab", "power", "presets"]
     assert [module.NAME for module in COMMANDS] == names  # one module a command, in this order
     for name in names:
         with pytest.raises(SystemExit) as exit_:
@@ -209,6 +214,10 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys):
         assert summary.endswith(".") and summary.rstrip(".") in " ".join(main_help.split()), name
         examples = text.split("examples:\n")[1]
         assert f"-m bench {name}" in examples, name
+        assert max(len(line) for line in text.splitlines()) <= 100, name
+        if name == "ab":  # the PR check is -m pr, as the README and `make ab` run it
+            (check,) = [line for line in examples.splitlines() if "the PR check" in line]
+            assert " -m pr " in check
 
 
 def test_a_long_measurement_shows_a_bar_of_its_trials(capsys):

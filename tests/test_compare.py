@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from bench.__main__ import main
 from bench.base.errors import BenchInputError
+from bench.base.history import series_folder
 from bench.verdicts.compare import baseline_for, compare, load_runs, select
 from bench.verdicts.verdict import (
     CALIBRATED,
@@ -155,7 +158,7 @@ def test_the_previous_run_of_each_benchmark_is_its_baseline(tmp_path):
     [
         ("last:0", "expected last:N with N a positive integer"),
         ("last:x", "expected last:N with N a positive integer"),
-        ("9", "no saved run matches '9'"),
+        ("9", "--baseline 9: no saved run matches it .* numbered 1 to 2"),
         ("2", "that is the latest run itself"),
     ],
 )
@@ -170,8 +173,10 @@ def test_a_first_run_has_nothing_to_compare_with(tmp_path, capsys):
     save_run(tmp_path / "cpu-a", 1)
     assert main(["compare", "--results", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "no run before cpu-a/0001_run.json in its series" in err
-    assert "no series holds two runs: cpu-Test_CPU-2t-w1t-" in err
+    assert max(len(line) for line in err.splitlines()) <= 100
+    err = " ".join(err.split())
+    assert "no run before #1 no commit 2026-11-28 10:01 in its series" in err
+    assert "(none of the 1 series holds two runs yet)" in err
 
 
 def test_a_first_run_at_other_settings_passes_to_the_newest_comparable_run(tmp_path, capsys):
@@ -181,8 +186,9 @@ def test_a_first_run_at_other_settings_passes_to_the_newest_comparable_run(tmp_p
     save_run(tmp_path / "cpu-b", 3, digest="bbbb", machine={**FINGERPRINT, "dtype": "bf16"})
     assert main(["compare", "--results", str(tmp_path)]) == 0
     captured = capsys.readouterr()
-    assert "cpu-b/0003_run.json is the first run of its series" in captured.err
-    assert "latest:   cpu-a/0002_run.json" in captured.out
+    assert "#3 no commit 2026-11-28 10:03 is the first run of its series" in captured.err
+    assert "has an earlier one, #2 no commit 2026-11-28 10:02" in captured.err
+    assert "latest:   #2 no commit 2026-11-28 10:02" in captured.out
     assert main(["compare", "--results", str(tmp_path), "--latest", "3"]) == 2  # named: no fallback
 
 
@@ -207,7 +213,9 @@ def test_a_software_upgrade_is_compared_within_its_series_and_named(tmp_path, ca
     assert set(verdicts(tmp_path).values()) == {REGRESSION}
     assert main(["compare", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "latest:   cpu-a-torch2.14/0006_run.json" in out and "baseline: cpu-a/0005_run.json" in out
+    assert (
+        "latest:   #6 no commit 2026-11-28 10:06" in out and "baseline: #5 no commit 2026-11-28 10:05" in out
+    )
     assert "differs:  torch 2.13.0 -> 2.14.0, transformers None -> 5.30.0" in out
     main(["compare", "--results", str(tmp_path), "--json"])
     assert json.loads(capsys.readouterr().out)["differs"] == [
@@ -221,7 +229,7 @@ def test_different_series_are_refused_unless_forced(tmp_path, capsys):
     other = {**FINGERPRINT, "torch_threads": 16}
     save_run(tmp_path / "cpu-b", 2, digest="bbbb", machine=other, scale=2.0, calibration_scale=2.0)
     assert main(["compare", "--results", str(tmp_path), "--baseline", "cpu-a/0001_run.json"]) == 2
-    err = capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
     assert "measured on different hardware or run configurations (torch_threads 2 vs 16)" in err
     assert "--force" in err
     _, _, rows = compare(
@@ -358,7 +366,9 @@ def test_a_baseline_that_measured_other_work_is_refused_with_the_reason(tmp_path
     flipping_history(tmp_path / "cpu-a", 4)
     _, _, rows = compare(tmp_path, baseline="3", warn=print)
     assert [row.verdict for row in rows] == [UNTESTABLE, UNTESTABLE]
-    assert [row.reason for row in rows] == ["other work than cpu-a/0003_run.json: max_samples 16 vs 32"] * 2
+    assert [row.reason for row in rows] == [
+        "other work than #3 no commit 2026-11-28 10:03: max_samples 16 vs 32"
+    ] * 2
     assert [row.raw for row in rows] == [None, None]
 
 
@@ -384,3 +394,135 @@ def test_a_partial_run_is_never_the_baseline_of_a_full_one(tmp_path):
     base_runs, latest, rows = compare(tmp_path, latest="cpu-a-partial/0006_run.json", warn=print)
     assert latest.partial and [r.name for r in base_runs] == ["cpu-a/0005_run.json"]
     assert {row.verdict for row in rows} == {REGRESSION}
+
+
+# A fingerprint as the suite saves it: its series folder and pytest-benchmark's autosave file
+# names make paths of 130 columns, which no line may print.
+REAL_FINGERPRINT = {
+    **FINGERPRINT,
+    "cpu_model": "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
+    "cpu_count": 2,
+    "dtype": "fp32",
+    "run": {
+        "model": {"hidden_size": 128, "layers": 2, "heads": 4, "attention_window": 32},
+        "attention": "hf",
+        "batch_size": 16,
+        "seq_len": 256,
+    },
+}
+
+
+def save_autosaved(results: Path, number: int, machine: dict = REAL_FINGERPRINT, scale: float = 1.0) -> Path:
+    """A run filed as the suite files it: series folder, autosave name, commit."""
+    commit = f"{number:02d}" + "c" * 38
+    path = save_run(results / series_folder(machine), number, scale=scale, machine=machine)
+    saved = json.loads(path.read_text())
+    saved["commit_info"] = {"id": commit, "dirty": True}
+    named = path.with_name(f"{number:04d}_{commit}_20261128_100{number}00_uncommitted-changes.json")
+    named.write_text(json.dumps(saved))
+    path.unlink()
+    return named
+
+
+def test_runs_are_named_by_number_commit_and_time_within_100_columns(tmp_path, capsys):
+    """Every line compare prints fits 100 columns: runs by number, commit and time; the series in
+    words; the fallback and a skipped file's warnings wrapped."""
+    first = save_autosaved(tmp_path, 1)
+    save_autosaved(tmp_path, 2, scale=1.25)
+    save_autosaved(tmp_path, 3, machine={**REAL_FINGERPRINT, "dtype": "bf16"})  # a series' first run
+    (first.parent / "0004_broken.json").write_text('{"benchmarks": [')
+    assert len(first.parent.name) + len(first.name) > 120
+    assert main(["compare", "--results", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    lines = (captured.out + captured.err).splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "latest:   #2 02cccccccc+dirty 2026-11-28 10:02" in lines
+    assert "baseline: #1 01cccccccc+dirty 2026-11-28 10:01" in lines
+    assert lines[0] == (
+        "series:   cpu Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz (2 CPUs); 2 threads, 1 a worker; fp32;"
+    )
+    assert lines[1] == "  model 2 layers, hidden 128, 4 heads, window 32; attention hf; batch 16 x 256 tokens"
+    err = " ".join(captured.err.split())
+    assert f"warning: skipped {first.parent.name}/0004_broken.json: Expecting value" in err
+    assert "#3 03cccccccc+dirty 2026-11-28 10:03 is the first run of its series" in err
+    assert main(["compare", "--results", str(tmp_path), "--latest", "#2", "--baseline", "#1"]) == 0
+    assert "latest:   #2 02cccccccc+dirty" in capsys.readouterr().out  # the numbers printed are taken
+    main(["compare", "--results", str(tmp_path), "--json"])  # --json keeps the files' paths
+    assert json.loads(capsys.readouterr().out)["baseline"] == [f"{first.parent.name}/{first.name}"]
+
+
+def test_a_series_mismatch_names_only_the_keys_that_differ(tmp_path, capsys):
+    save_autosaved(tmp_path, 1)
+    other = {**REAL_FINGERPRINT, "run": {**REAL_FINGERPRINT["run"], "batch_size": 4}}
+    save_autosaved(tmp_path, 2, machine=other)
+    assert main(["compare", "--results", str(tmp_path), "--latest", "2", "--baseline", "1"]) == 2
+    err = capsys.readouterr().err
+    assert max(len(line) for line in err.splitlines()) <= 100
+    assert "configurations (run.batch_size 16 vs 4): their times" in " ".join(err.split())
+    assert "{" not in err  # no dict printed whole
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--results", "{tmp}/README.md"], "--results {tmp}/README.md: is a file, not a folder"),
+        (["--results", "{tmp}/nowhere"], "--results {tmp}/nowhere: folder does not exist"),
+        (["--results", "{tmp}/empty"], "--results {tmp}/empty: no saved runs (NNNN_*.json in a folder"),
+        (["--latest", "7"], "--latest 7: no saved run matches it (a run's number, file or file name; "),
+    ],
+    ids=["a-file", "missing", "empty", "no-such-run"],
+)
+def test_a_folder_or_run_that_matches_nothing_is_named(tmp_path, capsys, args, message):
+    save_run(tmp_path / "results" / "cpu-a", 1)
+    (tmp_path / "README.md").write_text("# not a history\n")
+    (tmp_path / "empty" / "cpu-a").mkdir(parents=True)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["compare", "--results", str(tmp_path / "results"), *args]) == 2
+    assert f"error: {message.replace('{tmp}', str(tmp_path))}" in " ".join(capsys.readouterr().err.split())
+
+
+def test_benchmarks_the_latest_run_did_not_run_are_named_apart_not_judged(tmp_path, capsys):
+    """A named baseline of other settings (--force) ran two benchmarks, the latest one: the table
+    judges that one, Holm's family is that one row, and the other is named below it."""
+    save_run(tmp_path / "cpu-a", 1)
+    path = save_run(tmp_path / "cpu-b", 2, digest="bbbb", machine={**FINGERPRINT, "torch_threads": 16})
+    saved = json.loads(path.read_text())
+    saved["benchmarks"] = [b for b in saved["benchmarks"] if b["fullname"] == BENCH]
+    path.write_text(json.dumps(saved))
+    args = ["compare", "--results", str(tmp_path), "--baseline", "cpu-a/0001_run.json", "--force"]
+    assert main([*args, "--process-spread"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert "epoch_throughput" not in [line.strip() for line in lines]  # no row of its own
+    assert "not in the latest run, so not judged: epoch_throughput" in lines
+    assert "after Holm over the 1 tested row" in " ".join(out.split())
+    assert lines[-1] == "1 inconclusive"
+    assert "baseline series: cpu Test CPU; 2 threads, 1 a worker (--force)" in lines
+
+
+def test_compare_prints_markdown_and_csv(tmp_path, capsys):
+    folder = tmp_path / "cpu-a"
+    steady_history(folder)
+    save_run(folder, 6, scale=1.25)
+    assert main(["compare", "--results", str(tmp_path), "--format", "markdown"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "**series: cpu Test CPU; 2 threads, 1 a worker**"
+    assert "- latest: #6 no commit 2026-11-28 10:06" in lines
+    at = lines.index(
+        "| benchmark | baseline | latest | change [99%] | by | raw | calib. | p Holm | verdict |"
+    )
+    rows = lines[at + 2 : at + 4]
+    assert [row.split(" | ")[0] for row in rows] == [
+        "| `attention_step[w32-L512-b2-hf-forward]`",
+        "| `epoch_throughput`",
+    ]
+    assert all(row.endswith(" | regression |") and " | +25.0% [" in row for row in rows)
+    assert "**2 regression**" in lines
+    assert main(["compare", "--results", str(tmp_path), "--format", "csv", "--fail-on-regression"]) == 1
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [row["benchmark"] for row in rows] == [BENCH, OTHER]
+    assert {row["verdict"] for row in rows} == {REGRESSION}
+    assert all(float(row["change"]) == pytest.approx(0.25) for row in rows)
+    assert all(
+        float(row["latest_seconds"]) / float(row["baseline_seconds"]) == pytest.approx(1.25) for row in rows
+    )

@@ -274,4 +274,5 @@ def test_command_line_errors_name_what_the_user_gave(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "usage: python -m bench train" in err and "unrecognized arguments: --epochs 1" in err
     assert main(["prepare", "--check", str(tmp_path / "missing")]) == 2
-    assert f"error: --check {tmp_path / 'missing'}: directory does not exist" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())  # errors wrap at 100 columns
+    assert f"error: --check {tmp_path / 'missing'}: directory does not exist" in err

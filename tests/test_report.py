@@ -131,3 +131,43 @@ def test_the_report_loads_in_headless_chromium_with_every_chart(tmp_path):
     )
     assert dom.returncode == 0, dom.stderr
     assert 'data-charts="2"' in dom.stdout and 'data-rows="3"' in dom.stdout  # header + 2 benchmarks
+
+
+def test_each_series_is_headed_by_its_configuration_in_words(tmp_path):
+    """Two series whose folder names differ only in their hash (batch 16 and batch 4): the
+    headings say the batch, and a series of one run says `1 saved run`."""
+    results = tmp_path / "results"
+    fingerprint = {
+        "device": "cpu",
+        "cpu_model": "Test CPU",
+        "torch_threads": 2,
+        "dtype": "fp32",
+        "torch": "2.13.0",
+        "run": {"attention": "hf", "batch_size": 16, "seq_len": 256},
+    }
+    for number, batch in ((1, 16), (2, 16), (3, 4)):
+        machine = {**fingerprint, "run": {**fingerprint["run"], "batch_size": batch}}
+        folder = results / f"cpu-Test_CPU-2t-fp32-{batch:08d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        run = {**saved_run(0.010), "machine_info": {"longformer_bench": machine}}
+        run["datetime"] = f"2026-11-28T10:0{number}:00"
+        (folder / f"{number:04d}_run.json").write_text(json.dumps(run))
+    write_report(results, results / "report.html", print)
+    page = (results / "report.html").read_text()
+    headings = page.split("<h2>")[1:]
+    assert [h.split("</h2>")[0] for h in headings] == [
+        "cpu Test CPU; 2 threads; fp32; attention hf; batch 16 x 256 tokens",
+        "cpu Test CPU; 2 threads; fp32; attention hf; batch 4 x 256 tokens",
+    ]
+    assert "<p>2 saved runs (in cpu-Test_CPU-2t-fp32-00000016)" in headings[0]
+    assert "<p>1 saved run (in cpu-Test_CPU-2t-fp32-00000004)" in headings[1]
+
+
+def test_a_folder_without_saved_runs_is_an_error_and_writes_nothing(tmp_path, capsys):
+    from bench.__main__ import main
+
+    (tmp_path / "results" / "cpu-a").mkdir(parents=True)
+    assert main(["report", "--results", str(tmp_path / "results")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: --results {tmp_path / 'results'}: no saved runs (NNNN_*.json in a folder" in err
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["cpu-a"]  # no page, no charts

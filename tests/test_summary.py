@@ -88,6 +88,13 @@ def test_measured_speedups_and_the_floor_win_over_the_ratio_of_medians():
     assert line.endswith("3.10x HF's layer, 7.2x the matmul floor")
 
 
+def test_the_training_step_says_the_batch_it_trained_at():
+    """The fast step picks its own batch (2 here, whatever --batch-size says): its line says so."""
+    extra = {"samples_per_s": 53.3, "tokens_per_s": 27290.0, "batch_size": 2, "seq_len": 256}
+    (line,) = summary_lines([Measured("test_train_step_fast", "train step", 0.0375, extra)])
+    assert line == "test_train_step_fast\n    53.3 samples/s, 27.3k tokens/s; at batch 2 x 256 tokens"
+
+
 def test_si_prefixes():
     assert si(12777, "tokens/s") == "12.8k tokens/s"
     assert si(4.5e13, "FLOP/s") == "45T FLOP/s"

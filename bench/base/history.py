@@ -137,7 +137,7 @@ def read_runs(folder: Path, warn: Callable[[str], None]) -> list[tuple[str, dict
             if not isinstance(run.get("benchmarks"), list):
                 raise ValueError("no 'benchmarks' list")
         except (OSError, ValueError, AttributeError) as err:
-            warn(f"skipped {path}: {err}")
+            warn(f"skipped {folder.name}/{path.name}: {err}")
             continue
         runs.append((path.name, run))
     return runs
@@ -222,22 +222,41 @@ def software_differences(before: Run, after: Run) -> list[str]:
     return [change for change in label_changes(before, after) if not change.startswith("commit ")]
 
 
+def flat(config: dict, prefix: str = "") -> dict:
+    """A nested configuration as one level, `run.model.layers`: a difference names its own key."""
+    out = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def config_differences(a: dict, b: dict) -> list[str]:
-    """The series configuration keys two fingerprints disagree on, with both values."""
-    a, b = series_config(a), series_config(b)
+    """The series configuration keys two fingerprints disagree on, with both values (the keys of
+    the run's nested settings each on their own: `run.batch_size 16 vs 4`, not two dicts)."""
+    a, b = flat(series_config(a)), flat(series_config(b))
     keys = sorted(set(a) | set(b))
     return [f"{key} {a.get(key)} vs {b.get(key)}" for key in keys if a.get(key) != b.get(key)]
 
 
 def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
-    """Every saved run under results/<folder>/, oldest first; broken files skipped with a warning."""
+    """Every saved run under results/<folder>/, oldest first; broken files skipped with a warning.
+    A folder that holds none is an error that says so, for every command that reads history."""
     if not results.is_dir():
-        raise BenchInputError(f"--results {results}: directory does not exist")
+        what = "is a file, not a folder" if results.exists() else "folder does not exist"
+        raise BenchInputError(f"--results {results}: {what}")
     runs = [
         Run(folder / name, saved)
         for folder in sorted(p for p in results.iterdir() if p.is_dir())
         for name, saved in read_runs(folder, warn)
     ]
+    if not runs:
+        raise BenchInputError(
+            f"--results {results}: no saved runs (NNNN_*.json in a folder under it); "
+            "save some with `make bench`"
+        )
     return sorted(runs, key=lambda run: (run.when, run.name))
 
 

@@ -10,15 +10,24 @@ are imported inside `run`, so that `--help` and a refused command line answer at
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import textwrap
 from types import ModuleType
 
 from bench.base.errors import BenchInputError
-from bench.cli import ab, changes, compare, power, prepare, presets, report, train
+from bench.cli import ab, changes, compare, power, prepare, presets, report, runs, train
+from bench.cli.common import say
 from bench.harness.options import as_given
+from bench.verdicts.notation import WIDTH
 
-COMMANDS: tuple[ModuleType, ...] = (train, prepare, report, compare, changes, ab, power, presets)
+COMMANDS: tuple[ModuleType, ...] = (train, prepare, runs, report, compare, changes, ab, power, presets)
+
+
+def help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's layout at the terminal's width, but never wider than 100 columns."""
+    width = min(shutil.get_terminal_size().columns, WIDTH)
+    return argparse.RawDescriptionHelpFormatter(prog, width=width, max_help_position=min(24, width // 3))
 
 
 def add_command(commands, module: ModuleType) -> argparse.ArgumentParser:
@@ -29,7 +38,7 @@ def add_command(commands, module: ModuleType) -> argparse.ArgumentParser:
         help=module.SUMMARY,
         description=f"{module.SUMMARY}.\n\n{textwrap.fill(more, 90)}" if more else f"{module.SUMMARY}.",
         epilog="examples:\n" + "\n".join(f"  {example}" for example in module.EXAMPLES),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=help_formatter,
         # abbreviations of its own flags would swallow pytest's
         allow_abbrev=not getattr(module, "PASSES_UNKNOWN", False),
     )
@@ -43,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench",
         description="longformer-bench's commands: the harness, the verdicts and the PR check without pytest.",
         epilog="python -m bench COMMAND --help: what a command takes, with examples",
+        formatter_class=help_formatter,
         allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,5 +67,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return module.run(args)
     except BenchInputError as err:
-        print(f"error: {as_given(str(err), argv)}", file=sys.stderr)
+        say("error", as_given(str(err), argv))
         return 2

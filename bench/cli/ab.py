@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import check_thresholds, judge_and_print_pair
+from bench.cli.common import add_format, check_thresholds, judge_and_print_pair
 from bench.harness.options import OPTIONS, positive_float, positive_int
 from bench.measure.ab import (
     BASELINE,
@@ -35,16 +35,19 @@ from bench.measure.sampling import Side
 NAME = "ab"
 SUMMARY = "baseline and candidate sampled side by side in one session: change, interval, verdict"
 EXAMPLES = (
-    "python -m bench ab --baseline-ref origin/main -m fast --fail-on-regression   # the PR check",
+    "python -m bench ab --baseline-ref origin/main -m pr --fail-on-regression  # the PR check (make ab)",
+    "python -m bench ab --baseline-ref origin/main -m pr --format markdown > comment.md",
     "python -m bench ab --baseline-python ~/venvs/torch-old/bin/python -m fast    # a torch upgrade",
     "python -m bench ab --baseline-option attention=hf -k train_step_fast",
 )
 MORE = (
     "It samples the benchmarks that pytest's selection picks on a baseline side and on this "
     "checkout as it is; every argument ab does not know goes to pytest. Without -m or -k that is "
-    "every benchmark pytest collects, the slow ones included (hours): give -m fast for the PR check."
+    "every benchmark pytest collects, the slow ones included (hours): give -m pr for the PR check "
+    "(the fast training step and the attention layers that train), -m fast for every fast one."
 )
 PASSES_UNKNOWN = True  # every argument ab does not know goes to pytest
+NO_TESTS_COLLECTED = 5  # pytest.ExitCode's, without importing pytest before the command line is checked
 
 
 def setup(parser: argparse.ArgumentParser) -> None:
@@ -69,9 +72,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--results", default="results", help="pairs are saved under RESULTS/ab/ (default results)"
     )
-    parser.add_argument(
-        "--json", action="store_true", help="print the verdicts as JSON (pytest's output to stderr)"
-    )
+    add_format(parser)
     parser.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
     )
@@ -118,12 +119,17 @@ def run(args: argparse.Namespace) -> int:
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
         candidate = Side(CANDIDATE)
         code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
+    pool = plugin.pool  # None where the session stopped before its servers started
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
+    if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
+        selection = " ".join(args.pytest_args) or "no -m or -k"
+        raise BenchInputError(
+            f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
+            "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
+        )
     if code != 0:
         print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
         return int(code)
-    pairs = {name: (pair.jobs, pair.samples) for name, pair in plugin.pool.recorded.items()}
-    if not pairs:
-        raise BenchInputError("ab: no sampled benchmark was selected (check -m / -k)")
     session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     sides = {
         BASELINE: {

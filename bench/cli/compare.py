@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import check_thresholds, judge_and_print_pair, warn
+from bench.cli.common import add_format, check_thresholds, judge_and_print_pair, output_format, warn
 
 NAME = "compare"
 SUMMARY = "the latest saved run against a baseline: change, interval, verdict"
 EXAMPLES = (
     "python -m bench compare --fail-on-regression",
     "python -m bench compare --baseline last:5 --json",
+    "python -m bench compare --baseline 3 --format markdown > comment.md   # against run #3",
     "python -m bench compare --ab   # the newest saved A/B pair",
 )
 
@@ -51,7 +52,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
         help="give verdicts before 5 earlier runs exist, on the spread between processes alone "
         "(blind to drift between runs: on a shared machine it flags same-code runs now and then)",
     )
-    parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    add_format(parser)
     parser.add_argument(
         "--ab",
         nargs="?",
@@ -83,11 +84,12 @@ def run(args: argparse.Namespace) -> int:
         warn=warn,
         process_spread=args.process_spread,
     )
+    style = output_format(args)
     print(
         as_json(base_runs, latest, rows)
-        if args.json
+        if style == "json"
         else format_table(
-            base_runs, latest, rows, args.alpha, args.min_effect, args.force, args.process_spread
+            base_runs, latest, rows, args.alpha, args.min_effect, args.force, args.process_spread, style
         )
     )
     return 1 if args.fail_on_regression and any_regression(rows) else 0

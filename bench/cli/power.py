@@ -13,6 +13,7 @@ from bench.base.errors import BenchInputError
 from bench.base.history import load_runs, replace_atomically
 from bench.cli.common import check_thresholds, progress_bar, warn
 from bench.harness.options import option_defaults, positive_float, positive_int
+from bench.verdicts.notation import plural
 
 NAME = "power"
 SUMMARY = "how often compare, changes or ab find injected slowdowns, and how often they cry wolf"
@@ -87,6 +88,11 @@ def run(args: argparse.Namespace) -> int:
         from bench.power.scores import format_scores, load_sessions, measure, null_summary, power_table
 
         sessions = load_sessions([Path(p) for p in args.scores])
+        if not any(session.rows for session in sessions):
+            raise BenchInputError(
+                f"--scores {' '.join(args.scores)}: holds no paired benchmark "
+                f"({plural(len(sessions), 'session')}, none with a benchmark both sides ran)"
+            )
         alpha = 0.01 if args.alpha is None else args.alpha
         print(format_scores(measure(sessions, 1.0 - alpha, args.min_effect), len(sessions)))
         print()

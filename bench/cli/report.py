@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.base.errors import BenchInputError
 from bench.cli.common import warn
+from bench.verdicts.notation import plural
 
 NAME = "report"
 SUMMARY = "trend charts per benchmark and one HTML page"
@@ -22,9 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from bench.verdicts.report import write_report
 
     storage = Path(args.results)
-    if not storage.is_dir():
-        raise BenchInputError(f"--results {storage}: directory does not exist")
     out = Path(args.out) if args.out else storage / "report.html"
-    charts = write_report(storage, out, warn=warn)
-    print(f"{out} ({charts} trend charts)")
+    charts = write_report(storage, out, warn=warn)  # a folder without saved runs is an error
+    print(f"{out} ({plural(charts, 'trend chart')})")
     return 0

@@ -32,7 +32,7 @@ from scipy import stats
 
 from bench.base.errors import BenchInputError
 from bench.base.history import Run, by_series, by_work, label_changes, load_runs, software_differences
-from bench.verdicts.notation import percent
+from bench.verdicts.notation import describe_series, percent, plural, run_name, short_name
 from bench.verdicts.stats import run_level
 from bench.verdicts.verdict import CALIBRATED, CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, RAW
 
@@ -201,11 +201,13 @@ class Found:
     once, with nothing differing, is the machine, not the code."""
 
     step: Step
-    last_before: str
+    last_before: str  # the runs' names (folder/file), as --json gives them
     first_after: str
     differs: list[str]
     shared: int = 1
     benchmarks: int = 1
+    before_label: str = ""  # the same runs as the text names them (number, commit, time)
+    after_label: str = ""
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,7 @@ class SeriesChanges:
     why: str = ""  # why that score was read
     found: list[Found] = field(default_factory=list)
     work: str = ""  # what sets these runs' work apart from the benchmark's other runs ('' where all alike)
+    described: str = ""  # the series' configuration in words (notation.describe_series)
 
 
 def series_score(points: list[Point], min_runs: int) -> tuple[str, str, list[float]]:
@@ -295,10 +298,13 @@ def series_changes(
                             what_differs(before, after, name),
                             stepped_near(at, position[after.name]),
                             len(searched),
+                            run_name(before),
+                            run_name(after),
                         )
                         for step, before, after in pairs
                     ],
                     work,
+                    describe_series(series_runs[0].fingerprint) or series_runs[0].series_name,
                 )
             )
     return found
@@ -323,8 +329,12 @@ def changes(
 ) -> list[SeriesChanges]:
     check_settings(alpha, min_effect, min_runs)
     runs = load_runs(results, warn)
-    if not runs:
-        raise BenchInputError(f"--results {results}: no saved runs; save some with `make bench`")
+    if only and not any(only in name for run in runs for name in run.benchmarks()):
+        saved = sorted({short_name(name) for run in runs for name in run.benchmarks()})
+        raise BenchInputError(
+            f"--benchmark {only}: no saved benchmark's name contains it ({plural(len(saved), 'name')} "
+            f"saved, e.g. {', '.join(saved[:3])})"
+        )
     return series_changes(runs, alpha, min_effect, min_runs, only)
 
 

@@ -28,6 +28,7 @@ from bench.base.history import (
     software_differences,
     work_differences,
 )
+from bench.verdicts.notation import plural, run_name
 from bench.verdicts.stats import Change, Values, log_ratio_change, run_change, run_level, run_to_run_sd
 from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
 
@@ -36,20 +37,28 @@ from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
 HISTORY_RUNS, MIN_HISTORY_RUNS = 20, 5
 
 
-def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None) -> Run:
-    """A run by path, by file name, or by its number (`7` or `0007`), nearest the preferred folder."""
+def find_run(runs: list[Run], wanted: str, prefer_folder: Path | None = None, flag: str = "--latest") -> Run:
+    """A run by path, by file name, or by its number (`7`, `#7` or `0007`), nearest the preferred
+    folder; `flag` names the option in the error where none or several match."""
     path = Path(wanted)
     matches = [r for r in runs if path.exists() and r.path.resolve() == path.resolve()]
     if not matches:
-        key = f"{int(wanted):04d}_" if wanted.isdigit() else wanted
+        number = wanted.removeprefix("#")
+        key = f"{int(number):04d}_" if number.isdigit() else wanted
         matches = [r for r in runs if r.path.name.startswith(key) or r.name == wanted]
     if len(matches) > 1 and prefer_folder is not None:
         matches = [r for r in matches if r.path.parent == prefer_folder] or matches
     if not matches:
-        raise BenchInputError(f"no saved run matches {wanted!r}")
+        numbers = sorted(int(r.path.name[:4]) for r in runs)
+        raise BenchInputError(
+            f"{flag} {wanted}: no saved run matches it (a run's number, file or file name; "
+            f"the saved runs are numbered {numbers[0]} to {numbers[-1]}: python -m bench runs)"
+        )
     if len(matches) > 1:
         raise BenchInputError(
-            f"{wanted!r} matches {len(matches)} runs: " + ", ".join(r.name for r in matches)
+            f"{flag} {wanted}: matches {len(matches)} runs, in "
+            + ", ".join(sorted({r.path.parent.name for r in matches}))
+            + ": name one by its folder/file"
         )
     return matches[0]
 
@@ -67,8 +76,6 @@ def select(
     one in its series (a first run at another dtype does not stop the comparison; `warn` says so). A
     named baseline: that run, count None.
     """
-    if not runs:
-        raise BenchInputError("no saved runs to compare; save some with `make bench`")
     newest = find_run(runs, latest) if latest else runs[-1]
     if baseline == "previous" or baseline.startswith("last:"):
         count = 1 if baseline == "previous" else _count(baseline)
@@ -76,25 +83,26 @@ def select(
         comparable = [r for r in runs if comparable_runs(runs, r)]
         if not earlier and not latest and comparable:
             warn(
-                f"{newest.name} is the first run of its series; comparing the newest run "
-                f"that has an earlier one, {comparable[-1].name}"
+                f"{run_name(newest)} is the first run of its series; comparing the newest run "
+                f"that has an earlier one, {run_name(comparable[-1])}"
             )
             newest = comparable[-1]
             earlier = comparable_runs(runs, newest)
         if not earlier:
-            series = ", ".join(sorted({r.series_name for r in runs}))
-            where = "" if latest else f" (no series holds two runs: {series})"
+            series = len({r.series for r in runs})
+            where = "" if latest else f" (none of the {plural(series, 'series', '')} holds two runs yet)"
             raise BenchInputError(
-                f"no run before {newest.name} in its series to compare with{where}: save another "
-                f"run (pytest -m fast --benchmark-autosave), or name one: python -m bench compare "
-                f"--baseline RUN"
+                f"no run before {run_name(newest)} in its series to compare with{where}: save "
+                f"another run (make bench), or name one: python -m bench compare --baseline RUN"
             )
         return earlier, newest, count
-    chosen = find_run(runs, baseline, newest.path.parent)
+    chosen = find_run(runs, baseline, newest.path.parent, "--baseline")
     if chosen.path == newest.path:
         raise BenchInputError(f"--baseline {baseline}: that is the latest run itself")
     if chosen.partial and not newest.partial:
-        warn(f"--baseline {chosen.name} measured a partial selection (-k); {newest.name} a full one")
+        warn(
+            f"--baseline {run_name(chosen)} measured a partial selection (-k); {run_name(newest)} a full one"
+        )
     return [chosen], newest, None
 
 
@@ -112,7 +120,7 @@ def baseline_for(
     if not like:
         other = measured[-1]
         differs = "; ".join(work_differences(other.work(fullname), latest.work(fullname)))
-        return [], f"other work than {other.name}: {differs}"
+        return [], f"other work than {run_name(other)}: {differs}"
     return (like if count is None else like[-count:]), ""
 
 
@@ -136,9 +144,9 @@ def check_series(baseline: list[Run], latest: Run, force: bool) -> bool:
         "; ".join(config_differences(first.fingerprint, latest.fingerprint)) or "no fingerprint recorded"
     )
     raise BenchInputError(
-        f"{first.name} and {latest.name} were measured on different hardware or run configurations "
-        f"({details}): their times are not comparable as they stand. Pass --force to compare them anyway; "
-        f"the machine-normalized scores then decide the verdicts."
+        f"{run_name(first)} and {run_name(latest)} were measured on different hardware or run "
+        f"configurations ({details}): their times are not comparable as they stand. Pass --force to "
+        f"compare them anyway; the machine-normalized scores then decide the verdicts."
     )
 
 
@@ -231,10 +239,6 @@ def judge(
         decided_by,
         reason,
     )
-
-
-def plural(n: int, thing: str) -> str:
-    return f"{n} {thing}" + ("" if n == 1 else "s")
 
 
 def compare(

@@ -20,7 +20,7 @@ from pathlib import Path
 from bench.base.history import Run, by_series, comparable_runs, load_runs, replace_atomically, same_work
 from bench.verdicts.changes import Found, format_step, series_changes
 from bench.verdicts.compare import HISTORY_RUNS, baseline_for, judge, values_of
-from bench.verdicts.notation import LEGEND, format_change, format_seconds
+from bench.verdicts.notation import LEGEND, describe_series, format_change, format_seconds, plural
 from bench.verdicts.stats import run_level
 from bench.verdicts.summary import Measured, figures
 from bench.verdicts.verdict import CALIBRATED, IMPROVEMENT, REGRESSION, Row, finish
@@ -301,7 +301,7 @@ def steps_list(steps: dict[tuple[str, str], list[Found]]) -> str:
     rows = [
         f"<li><b>{html.escape(short_name(benchmark))}</b> ({html.escape(series)}): step "
         f"{html.escape(format_step(f.step))} (p = {f.step.p_value:.2g}) between "
-        f"{html.escape(f.last_before)} and {html.escape(f.first_after)}; "
+        f"{html.escape(f.before_label)} and {html.escape(f.after_label)}; "
         f"differs: {html.escape(', '.join(f.differs) or 'nothing recorded')}</li>"
         for _, series, benchmark, f in items
     ]
@@ -312,9 +312,9 @@ def write_report(storage: Path, out: Path, warn) -> int:
     """One PNG trend chart per benchmark and series under `out`'s folder, and `out` itself: a
     self-contained HTML page (charts inlined): every change point first, then per series the
     overview (the latest run's regressions on top) and the charts by group. Returns the chart count."""
+    runs = load_runs(storage, warn)  # before anything is written: a folder without runs is an error
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
-    runs = load_runs(storage, warn)
     steps, note = change_points(runs)
     sections, charts, taken = [note or steps_list(steps)], 0, set()
     for saved in by_series(runs).values():
@@ -346,8 +346,10 @@ def write_report(storage: Path, out: Path, warn) -> int:
         regressions = sum(bad for bad, _ in overview)
         rows = [text for bad, text in overview if bad] + [text for bad, text in overview if not bad]
         folders = ", ".join(sorted({run.path.parent.name for run in saved}))
+        heading = describe_series(saved[0].fingerprint) or series
         parts = [
-            f"<h2>{html.escape(series)}</h2><p>{len(saved)} saved runs (in {html.escape(folders)}), "
+            f"<h2>{html.escape(heading)}</h2><p>{plural(len(saved), 'saved run')} "
+            f"(in {html.escape(folders)}), "
             f"the latest {html.escape(saved[-1].when[:16].replace('T', ' '))}. Changes and verdicts as "
             "<code>python -m bench compare</code> gives them for each benchmark's latest run "
             f"({html.escape(LEGEND)}); the trend is the score that decided.</p>",

@@ -98,7 +98,11 @@ def line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
     if "p_whole" in extra:
         return epoch_line(extra)
     if "samples_per_s" in extra:
-        return f"{extra['samples_per_s']:.3g} samples/s, {si(extra['tokens_per_s'], 'tokens/s')}"
+        # the fast step picks its own batch (fits the budget), not --batch-size: say which it ran
+        shape = (
+            f"; at batch {extra['batch_size']} x {extra['seq_len']} tokens" if "batch_size" in extra else ""
+        )
+        return f"{extra['samples_per_s']:.3g} samples/s, {si(extra['tokens_per_s'], 'tokens/s')}{shape}"
     if "implementation" in extra and "tokens_per_s" in extra:
         return attention_line(measured, hf_medians.get(measured.group or ""))
     if "target_accuracy" in extra:
@@ -141,17 +145,17 @@ def verdict_lines(results: Path, saved: Path) -> list[str]:
     """What `python -m bench compare --latest SAVED` says per benchmark, or why it cannot say yet."""
     from bench.base.errors import BenchInputError
     from bench.verdicts.compare import compare
-    from bench.verdicts.notation import LEGEND, format_change, short_name
+    from bench.verdicts.notation import LEGEND, format_change, run_names, short_name
     from bench.verdicts.verdict import CALIBRATED
 
     warnings: list[str] = []
     try:
         base_runs, _, rows = compare(results, latest=str(saved), warn=warnings.append)
     except BenchInputError as err:
-        return [f"no verdict yet: {err}"]
-    lines = wrap(f"against {', '.join(r.name for r in base_runs)} (python -m bench compare; {LEGEND}):", "")
+        return wrap(f"no verdict yet: {err}", "")
+    lines = wrap(f"against {run_names(base_runs)} (python -m bench compare; {LEGEND}):", "")
     for row in rows:
         change = f" {format_change(row.decided)} ({row.decided_by})" if row.decided else ""
         note = f" ({row.reason})" if row.reason and row.decided_by != CALIBRATED else ""
         lines += wrap(f"{short_name(row.benchmark)}: {row.verdict}{change}{note}")
-    return lines + [f"warning: {w}" for w in warnings]
+    return lines + [line for w in warnings for line in wrap(f"warning: {w}", "")]

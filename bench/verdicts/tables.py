@@ -7,13 +7,27 @@ never pushes the columns out; a reason that repeats is said once, below the tabl
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.base.history import Run
 from bench.verdicts.changes import NEAR, SeriesChanges, format_step
 from bench.verdicts.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, software_changes
-from bench.verdicts.notation import LEGEND, format_change, format_seconds, percent, short_name, wrap
+from bench.verdicts.notation import (
+    LEGEND,
+    describe_series,
+    format_change,
+    format_seconds,
+    percent,
+    plural,
+    run_name,
+    run_names,
+    short_name,
+    wrap,
+)
 from bench.verdicts.pairs import CANDIDATE, SIDES, decides_with
 from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, counts
 
@@ -28,20 +42,17 @@ def figure_header(alpha: float) -> tuple[str, ...]:
 def score_legend(
     alpha: float, min_effect: float, n_rows: int, tested: str = "", after: str = ""
 ) -> list[str]:
-    """What the columns mean and what a verdict needs: the same words in `ab` and `compare`."""
+    """What the columns mean and what a verdict needs: the same words in `ab` and `compare`, a
+    paragraph each (each format wraps them its own way)."""
     return [
-        *wrap(f"{LEGEND}; change: the deciding score's change with its {100 * (1 - alpha):g}% interval"),
-        *wrap(
-            "by: the score that decided: raw time, or cal (each round controlled by the calibration "
-            "round beside it), which decides only where the software is the same and the calibration "
-            "did not move; raw: raw time's change; calib.: the calibration rounds' own change"
-        ),
-        *wrap(
-            (f"{tested}; " if tested else "")
-            + f"regression/improvement: p < {alpha:g} after Holm over these {n_rows} rows "
-            f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
-            f"else inconclusive{after}"
-        ),
+        f"{LEGEND}; change: the deciding score's change with its {100 * (1 - alpha):g}% interval",
+        "by: the score that decided: raw time, or cal (each round controlled by the calibration "
+        "round beside it), which decides only where the software is the same and the calibration "
+        "did not move; raw: raw time's change; calib.: the calibration rounds' own change",
+        (f"{tested}; " if tested else "")
+        + f"regression/improvement: p < {alpha:g} after Holm over the {plural(n_rows, 'tested row')} "
+        f"and at least {100 * min_effect:g}%; no change: the interval within +-{100 * min_effect:g}%; "
+        f"else inconclusive{after}",
     ]
 
 
@@ -94,8 +105,123 @@ def describe_side(side: dict) -> str:
     return ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Verdicts:
+    """A verdict table in its pieces, which each format lays out its own way (`render`): what
+    was compared (`intro`, each line with its indent), how to read it, the table, the reasons
+    said once (`notes`), notes after them, and the count of each verdict."""
+
+    intro: list[tuple[str, str]]
+    legend: list[str]
+    header: tuple[str, ...]
+    table: list[tuple[str, Sequence[str]]]
+    notes: list[str]
+    after: list[str]
+    total: str
+
+    def text(self) -> list[str]:
+        """Within 100 columns: a benchmark's name on its line, its cells under it."""
+        return [
+            *(line for text, indent in self.intro for line in wrap(text, indent)),
+            *(line for text in self.legend for line in wrap(text)),
+            "",
+            *two_line_table(self.header, self.table),
+            *(line for text in self.notes for line in wrap(text)),
+            *(line for text in self.after for line in wrap(text, "")),
+            "",
+            self.total,
+        ]
+
+    def markdown(self) -> list[str]:
+        """For a pull-request comment: the same table as GitHub renders it, the legend folded."""
+
+        def cell(text: str) -> str:  # the text's alignment spaces are the terminal's
+            return " ".join(text.split()).replace("|", "\\|")
+
+        (title, _), *intro = self.intro
+        return [
+            f"**{cell(title)}**",
+            "",
+            *(f"- {cell(text)}" for text, _ in intro),
+            "",
+            "| benchmark | " + " | ".join(self.header) + " |",
+            "|" + " --- |" * (len(self.header) + 1),
+            *(f"| `{name}` | " + " | ".join(cell(c) for c in cells) + " |" for name, cells in self.table),
+            "",
+            *(f"{cell(text)}  " for text in [*self.notes, *self.after]),
+            f"**{self.total}**",
+            "",
+            "<details><summary>how to read this table</summary>",
+            "",
+            *(f"{cell(text)}  " for text in self.legend),
+            "",
+            "</details>",
+        ]
+
+
+def render(verdicts: Verdicts, rows: list[Row], style: str, new_side: str) -> str:
+    """The table in `style`: text (the terminal's), markdown or csv (`rows_csv`)."""
+    if style == "csv":
+        return rows_csv(rows, new_side)
+    return "\n".join(verdicts.markdown() if style == "markdown" else verdicts.text())
+
+
+def rows_csv(rows: list[Row], new_side: str) -> str:
+    """One line a benchmark, its full name and the numbers unrounded: changes as fractions of time
+    (0.05 is 5% slower), the deciding score's interval, Holm's p, the verdict and why."""
+
+    def fraction(ratio: float | None) -> str:
+        return "" if ratio is None else repr(ratio - 1)
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(
+        [
+            "benchmark",
+            "baseline_seconds",
+            f"{new_side}_seconds",
+            "change",
+            "low",
+            "high",
+            "decided_by",
+            "raw_change",
+            "calibration_change",
+            "p_holm",
+            "verdict",
+            "reason",
+        ]
+    )
+    for row in rows:
+        decided = row.decided
+        writer.writerow(
+            [
+                row.benchmark,
+                "" if row.baseline_seconds is None else repr(row.baseline_seconds),
+                "" if row.latest_seconds is None else repr(row.latest_seconds),
+                *(fraction(getattr(decided, f)) if decided else "" for f in ("ratio", "low", "high")),
+                row.decided_by,
+                fraction(row.raw.ratio if row.raw else None),
+                fraction(row.calibration.ratio if row.calibration else None),
+                "" if row.p_adjusted is None else repr(row.p_adjusted),
+                row.verdict,
+                row.reason,
+            ]
+        )
+    return out.getvalue().rstrip("\n")
+
+
+def tested_rows(rows: list[Row]) -> int:
+    """Holm's family: the rows with a change to test (one that could not be tested is no member)."""
+    return sum(row.decided is not None for row in rows)
+
+
 def format_pair(
-    pair: dict[str, dict], rows: list[Row], alpha: float, min_effect: float, where: Path | None
+    pair: dict[str, dict],
+    rows: list[Row],
+    alpha: float,
+    min_effect: float,
+    where: Path | None,
+    style: str = "text",
 ) -> str:
     """The A/B table: per benchmark the baseline's time, the decided change, raw, the calibration's
     own change, Holm's p and the verdict; why raw decided, said once per reason below the table."""
@@ -109,30 +235,34 @@ def format_pair(
         )
         for row in rows
     ]
-    text = [
-        *wrap(f"A/B session {ab.get('session')}" + (f", saved in {where}" if where else ""), ""),
-        *(
-            line
-            for side in SIDES
-            for line in wrap(f"{side:<9} {describe_side(ab.get('sides', {}).get(side, {}))}")
+    where_saved = f", saved in {where.parent.name}/{where.name}" if where else ""
+    verdicts = Verdicts(
+        intro=[
+            (f"A/B session {ab.get('session')}{where_saved}", ""),
+            *((f"{side:<9} {describe_side(ab.get('sides', {}).get(side, {}))}", "  ") for side in SIDES),
+            (
+                f"{ab.get('processes')} processes per side, rounds interleaved in pairs, "
+                f"{ab.get('seconds_per_benchmark')} s a benchmark; Welch's t-test on per-process medians",
+                "  ",
+            ),
+        ],
+        legend=score_legend(
+            alpha, min_effect, tested_rows(rows), "inconclusive (~N s): the --seconds that would decide it"
         ),
-        *wrap(
-            f"{ab.get('processes')} processes per side, rounds interleaved in pairs, "
-            f"{ab.get('seconds_per_benchmark')} s a benchmark; Welch's t-test on per-process medians"
+        header=header,
+        table=table,
+        notes=[f"[{i}] raw decides: {reason}" for i, reason in enumerate(reasons, 1)],
+        after=(
+            [
+                f"note: a self-test session: {ab['candidate_slowdown']:.0%} slowdown injected into "
+                "the candidate"
+            ]
+            if ab.get("candidate_slowdown")
+            else []
         ),
-        *score_legend(
-            alpha, min_effect, len(rows), "inconclusive (~N s): the --seconds that would decide it"
-        ),
-        "",
-        *two_line_table(header, table),
-        *(line for i, reason in enumerate(reasons, 1) for line in wrap(f"[{i}] raw decides: {reason}")),
-    ]
-    if ab.get("candidate_slowdown"):
-        text.append(
-            f"note: a self-test session: {ab['candidate_slowdown']:.0%} slowdown injected into the candidate"
-        )
-    text += ["", counts([row.verdict for row in rows]) if rows else "no paired benchmarks"]
-    return "\n".join(text)
+        total=counts([row.verdict for row in rows]) if rows else "no paired benchmarks",
+    )
+    return render(verdicts, rows, style, "candidate")
 
 
 def format_table(
@@ -143,9 +273,14 @@ def format_table(
     min_effect: float,
     force: bool = False,
     process_spread: bool = False,
+    style: str = "text",
 ) -> str:
     """compare's table: per benchmark the baseline's and latest time, the decided change, raw, the
-    calibration's own change, Holm's p and the verdict; why, said once per reason below the table."""
+    calibration's own change, Holm's p and the verdict; why, said once per reason below the table.
+    Runs are named by number, commit and time (the files' paths are in --json); a named baseline's
+    benchmarks that the latest run did not run are named below the table, not judged in it."""
+    missing = [short_name(row.benchmark) for row in rows if row.benchmark not in latest.benchmarks()]
+    rows = [row for row in rows if row.benchmark in latest.benchmarks()]
     reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by != CALIBRATED and row.reason))
     header = ("baseline", "latest", *figure_header(alpha))
     table = [
@@ -165,31 +300,44 @@ def format_table(
         + (", else against the spread between processes" if process_spread else ", else no verdict")
         + ("; runs of different series (--force): the calibrated score decides" if force else "")
     )
-    text = [
-        f"latest:   {latest.name}",  # file names as they are, to be copied whole
-        f"baseline: {', '.join(r.name for r in base_runs)}",
-        *(
-            wrap(f"differs:  {', '.join(changes)} (the latest run against the newest baseline run)", "")
-            if (changes := software_changes(base_runs, latest))
-            else []
-        ),
-        *wrap("baseline, latest: geometric mean of the per-process median rounds (raw is their ratio)"),
-        *score_legend(alpha, min_effect, len(rows), tested),
-        "",
-        *two_line_table(header, table),
-        *(line for i, reason in enumerate(reasons, 1) for line in wrap(f"[{i}] {reason}")),
+    changes = software_changes(base_runs, latest)
+    other_series = [r for r in base_runs if r.series != latest.series]
+    injected = [
+        f"note: {run_name(run)} was a self-test run with an injected slowdown of {max(found):.0%}"
+        for run in (*base_runs, latest)
+        if (
+            found := {b.get("extra_info", {}).get("injected_slowdown") for b in run.saved["benchmarks"]}
+            - {None, 0}
+        )
     ]
-    for run in (*base_runs, latest):
-        injected = {b.get("extra_info", {}).get("injected_slowdown") for b in run.saved["benchmarks"]} - {
-            None,
-            0,
-        }
-        if injected:
-            text += wrap(
-                f"note: {run.name} was a self-test run with an injected slowdown of {max(injected):.0%}", ""
-            )
-    text += ["", counts([row.verdict for row in rows])]
-    return "\n".join(text)
+    verdicts = Verdicts(
+        intro=[
+            (f"series:   {describe_series(latest.fingerprint) or latest.series_name}", ""),
+            (f"latest:   {run_name(latest)}", ""),
+            (f"baseline: {run_names(base_runs)}", ""),
+            *(
+                [(f"baseline series: {describe_series(other_series[0].fingerprint)} (--force)", "")]
+                if other_series
+                else []
+            ),
+            *(
+                [(f"differs:  {', '.join(changes)} (the latest run against the newest baseline run)", "")]
+                if changes
+                else []
+            ),
+            ("baseline, latest: geometric mean of the per-process median rounds (raw is their ratio)", "  "),
+        ],
+        legend=score_legend(alpha, min_effect, tested_rows(rows), tested),
+        header=header,
+        table=table,
+        notes=[f"[{i}] {reason}" for i, reason in enumerate(reasons, 1)],
+        after=[
+            *([f"not in the latest run, so not judged: {', '.join(missing)}"] if missing else []),
+            *injected,
+        ],
+        total=counts([row.verdict for row in rows]),
+    )
+    return render(verdicts, rows, style, "latest")
 
 
 def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, min_runs: int) -> str:
@@ -201,7 +349,7 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
     )
     for series in dict.fromkeys(s.series for s in found):
         mine = [s for s in found if s.series == series]
-        lines += ["", f"series {series}"]
+        lines += ["", *wrap(f"series: {mine[0].described or series}", "")]
         for s in mine:
             for f in s.found:
                 lines.append(f"  {short_name(s.benchmark)}" + (f" [{s.work}]" if s.work else ""))
@@ -211,7 +359,7 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
                     f"benchmarks stepped within {NEAR} runs of it",
                     INDENT,
                 )
-                lines += wrap(f"between {f.last_before} and {f.first_after}", INDENT)
+                lines += wrap(f"between {f.before_label} and {f.after_label}", INDENT)
                 lines += wrap(f"differs: {', '.join(f.differs) or 'nothing recorded (the machine?)'}", INDENT)
         short = [s for s in mine if s.runs < 2 * min_runs]
         quiet = [s for s in mine if not s.found and s.runs >= 2 * min_runs]
@@ -225,5 +373,5 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
                 f"{2 * min_runs} runs ({min_runs} on each side of a step)"
             )
     steps = sum(len(s.found) for s in found)
-    lines += ["", f"{steps} step{'' if steps == 1 else 's'} in {len(found)} benchmark series"]
+    lines += ["", f"{plural(steps, 'step')} in {len(found)} benchmark series"]
     return "\n".join(lines)
