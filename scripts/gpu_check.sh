@@ -120,7 +120,7 @@ except (OSError, ValueError) as err:
 benchmarks = [Measured(b["name"], b.get("group"), b["stats"]["median"], b["extra_info"]) for b in run["benchmarks"]]
 for b in benchmarks:
     print(f"  {b.name}: median {b.median:.6f} s")
-print("\n".join("  " + line for entry in summary_lines(benchmarks) for line in entry.splitlines()))
+print("\n".join("  " + line for entry in summary_lines(benchmarks, width=98) for line in entry.splitlines()))
 PYEOF
 }
 

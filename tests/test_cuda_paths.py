@@ -374,23 +374,31 @@ def test_cuda_plans_whole_epochs_first_and_steps_at_the_run_batch(run_spec):
     """On CUDA the fast profile's epoch benchmark tries whole epochs before slices, and its training
     step trains at the run's batch; the CPU plans slices from the same probe."""
     fast = probe_of(1e-4)
-    plan = epoch_benchmark.fast_plan(fast, cuda_spec(run_spec))
-    assert (plan.max_samples, plan.rounds, plan.warmup_rounds) == (0, EPOCH_ROUNDS, 0)
-    assert epoch_benchmark.fast_plan(fast, run_spec).max_samples > 0
-    assert train_step_benchmark.fast_batch(fast, cuda_spec(run_spec)) == run_spec.batch_size
+    plan, planned = epoch_benchmark.fast_plan(fast, cuda_spec(run_spec), None)
+    assert (plan.max_samples, plan.rounds, plan.warmup_rounds, planned) == (0, EPOCH_ROUNDS, 0, "probed")
+    assert epoch_benchmark.fast_plan(fast, run_spec, None)[0].max_samples > 0
+    assert train_step_benchmark.fast_batch(fast, cuda_spec(run_spec), None)[0] == run_spec.batch_size
 
 
 def test_cuda_epochs_report_the_cards_peak_and_mfu(cuda, run_spec):
     spec = cuda_spec(run_spec)
     record = EpochRecord(0, 2, 32, 1.0, [0.5, 0.5], [0.4, 0.4], [3.0, 2.5])
     epochs = [
-        {"record": record, "train_seconds": 1.2, "accuracy": 0.1, "eval_samples": 8, "peak_memory_bytes": 9}
+        {
+            "record": record,
+            "train_seconds": 1.2,
+            "accuracy": 0.1,
+            "eval_samples": 8,
+            "peak_tensor_bytes": 9,
+            "process_max_rss_bytes": 10,
+        }
     ]
     benchmark = SimpleNamespace(extra_info={})
     plan = epoch_benchmark.EpochPlan(0, EPOCH_ROUNDS, 0)
-    epoch_benchmark.record_epochs(lambda *args: epochs, benchmark, spec, "device", plan)
+    untimed = probe_of(1.0)  # the CPU's extra tracked round: never asked for on CUDA
+    epoch_benchmark.record_epochs(lambda *args: epochs, untimed, benchmark, spec, "device", plan)
     info = benchmark.extra_info
-    assert info["peak_memory_kind"] == "cuda: training state + round peak"
+    assert (info["peak_tensor_bytes"], info["peak_tensor_kind"]) == (9, "cuda allocator")
     assert info["peak_flops_per_s"] == metrics.PEAK_FLOPS["NVIDIA H200"]["fp32"]
     assert info["mfu"] == info["achieved_flops_per_s"] / info["peak_flops_per_s"]
     assert cuda.devices("get_device_name") == {spec.device}

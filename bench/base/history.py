@@ -241,23 +241,34 @@ def config_differences(a: dict, b: dict) -> list[str]:
     return [f"{key} {a.get(key)} vs {b.get(key)}" for key in keys if a.get(key) != b.get(key)]
 
 
+def saved_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
+    """Every saved run under results/<folder>/, oldest first (none where there are none: a series'
+    first run); broken files skipped with a warning."""
+    runs = (
+        [
+            Run(folder / name, saved)
+            for folder in sorted(p for p in results.iterdir() if p.is_dir())
+            for name, saved in read_runs(folder, warn)
+        ]
+        if results.is_dir()
+        else []
+    )
+    return sorted(runs, key=lambda run: (run.when, run.name))
+
+
 def load_runs(results: Path, warn: Callable[[str], None]) -> list[Run]:
-    """Every saved run under results/<folder>/, oldest first; broken files skipped with a warning.
-    A folder that holds none is an error that says so, for every command that reads history."""
+    """`saved_runs` for a command that reads history: a folder that holds none is an error that
+    says so."""
     if not results.is_dir():
         what = "is a file, not a folder" if results.exists() else "folder does not exist"
         raise BenchInputError(f"--results {results}: {what}")
-    runs = [
-        Run(folder / name, saved)
-        for folder in sorted(p for p in results.iterdir() if p.is_dir())
-        for name, saved in read_runs(folder, warn)
-    ]
+    runs = saved_runs(results, warn)
     if not runs:
         raise BenchInputError(
             f"--results {results}: no saved runs (NNNN_*.json in a folder under it); "
             "save some with `make bench`"
         )
-    return sorted(runs, key=lambda run: (run.when, run.name))
+    return runs
 
 
 def earlier_runs(runs: list[Run], latest: Run) -> list[Run]:

@@ -123,21 +123,22 @@ def figures(benchmarks: Iterable[Measured]) -> dict[str, str]:
     return {name: text for name, text in found.items() if text}
 
 
-def summary_lines(benchmarks: Iterable[Measured]) -> list[str]:
-    """Per benchmark that has figures: its test id, then the figures, in the order of the table."""
+def summary_lines(benchmarks: Iterable[Measured], width: int = WIDTH) -> list[str]:
+    """Per benchmark that has figures: its test id, then the figures, in the order of the table;
+    `width` less than WIDTH where the printer indents every line (scripts/gpu_check.sh)."""
     # the name on its line, the figures under it within 100 columns: one entry a benchmark
-    return ["\n".join([name, *figure_lines(text)]) for name, text in figures(benchmarks).items()]
+    return ["\n".join([name, *figure_lines(text, width=width)]) for name, text in figures(benchmarks).items()]
 
 
-def figure_lines(text: str, indent: str = "    ") -> list[str]:
-    """A benchmark's figures under its name, broken between figures ("; ") to fit WIDTH columns;
+def figure_lines(text: str, indent: str = "    ", width: int = WIDTH) -> list[str]:
+    """A benchmark's figures under its name, broken between figures ("; ") to fit `width` columns;
     a figure longer than a line is wrapped on its own."""
     out: list[str] = []
     for part in text.split("; "):
-        if out and len(out[-1]) + 2 + len(part) <= WIDTH:
+        if out and len(out[-1]) + 2 + len(part) <= width:
             out[-1] += f"; {part}"
         else:
-            out += wrap(part, indent) or [indent]
+            out += wrap(part, indent, width) or [indent]
     return out
 
 
