@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import add_format, check_thresholds, judge_and_print_pair
+from bench.cli.common import add_format, add_gate, check_thresholds, gate, judge_and_print_pair
 from bench.harness.options import OPTIONS, positive_float, positive_int
 from bench.measure.ab import (
     BASELINE,
@@ -39,6 +39,7 @@ EXAMPLES = (
     "python -m bench ab --baseline-ref origin/main -m pr --format markdown > comment.md",
     "python -m bench ab --baseline-python ~/venvs/torch-old/bin/python -m fast    # a torch upgrade",
     "python -m bench ab --baseline-option attention=hf -k train_step_fast",
+    "python -m bench ab --baseline-ref origin/main -m pr --fail-on-growth --growth-kinds compile,work",
 )
 MORE = (
     "It samples the benchmarks that pytest's selection picks on a baseline side and on this "
@@ -76,6 +77,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
     )
+    add_gate(parser)
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -96,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
     seconds = positive_float("--seconds", args.seconds)
     check_thresholds(args.alpha, args.min_effect)
+    gate(args)  # --fail-on-growth's options, refused here where bad, before anything runs
     slowdown = args.inject_slowdown
     if slowdown is not None and slowdown < 0:
         raise BenchInputError(f"--inject-slowdown {slowdown}: must be >= 0")

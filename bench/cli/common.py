@@ -43,23 +43,65 @@ def add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="the same as --format json")
 
 
+def add_gate(parser: argparse.ArgumentParser) -> None:
+    """--fail-on-growth and what narrows it: the gate on exact counts (bench/verdicts/exact.py)."""
+    parser.add_argument(
+        "--fail-on-growth",
+        action="store_true",
+        help="exit 1 when an exact count grew: memory past --memory-tolerance, a compile count "
+        "at all, FLOPs or operator calls on any change",
+    )
+    parser.add_argument(
+        "--growth-kinds",
+        default=None,
+        metavar="KINDS",
+        help="the kinds --fail-on-growth gates, among memory,compile,work (default all three)",
+    )
+    parser.add_argument(
+        "--memory-tolerance",
+        default=None,
+        metavar="PCT",
+        help="growth of a memory count that passes, in percent (default 1)",
+    )
+
+
+def gate(args: argparse.Namespace):
+    """The gate the options ask for, checked (exit 2 on a bad value) before anything runs."""
+    from bench.verdicts.exact import gate_of
+
+    return gate_of(args.fail_on_growth, args.growth_kinds, args.memory_tolerance)
+
+
+def exit_code(regressed: bool, args: argparse.Namespace, exact) -> int:
+    """1 where --fail-on-regression meets a regression or the exact gate fails (the failing counts
+    named on stderr, whatever the format), else 0."""
+    from bench.verdicts.exact import failing_names
+
+    failing = exact.failing()
+    if failing:
+        say("exact gate", f"fails on {failing_names(failing)}")
+    return 1 if (args.fail_on_regression and regressed) or failing else 0
+
+
 def output_format(args: argparse.Namespace) -> str:
     return "json" if args.json else args.format
 
 
 def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where: Path) -> int:
-    """An A/B pair's verdicts in --format, and the exit code --fail-on-regression asks for."""
-    from bench.verdicts.pairs import judge_saved, pair_json
+    """An A/B pair's verdicts in --format, its exact counts apart, and the exit code
+    --fail-on-regression and --fail-on-growth ask for."""
+    from bench.verdicts.pairs import exact_section, judge_saved, pair_json
     from bench.verdicts.tables import format_pair
     from bench.verdicts.verdict import any_regression
 
     rows = judge_saved(saved, args.alpha, args.min_effect)
+    exact = exact_section(saved, gate(args))
     style = output_format(args)
     if style == "json":
-        print(pair_json(saved, rows, where))
+        print(pair_json(saved, rows, where, exact.gate))
     else:
-        print(format_pair(saved, rows, args.alpha, args.min_effect, where, style))
-    return 1 if args.fail_on_regression and any_regression(rows) else 0
+        print(format_pair(saved, rows, args.alpha, args.min_effect, where, style, exact))
+    return exit_code(any_regression(rows), args, exact)
 
 
 @contextlib.contextmanager

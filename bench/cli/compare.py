@@ -6,7 +6,16 @@ import argparse
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import add_format, check_thresholds, judge_and_print_pair, output_format, warn
+from bench.cli.common import (
+    add_format,
+    add_gate,
+    check_thresholds,
+    exit_code,
+    gate,
+    judge_and_print_pair,
+    output_format,
+    warn,
+)
 
 NAME = "compare"
 SUMMARY = "the latest saved run against a baseline: change, interval, verdict"
@@ -15,6 +24,7 @@ EXAMPLES = (
     "python -m bench compare --baseline last:5 --json",
     "python -m bench compare --baseline 3 --format markdown > comment.md   # against run #3",
     "python -m bench compare --ab   # the newest saved A/B pair",
+    "python -m bench compare --fail-on-growth --memory-tolerance 2   # gate the exact counts",
 )
 
 
@@ -52,6 +62,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
         help="give verdicts before 5 earlier runs exist, on the spread between processes alone "
         "(blind to drift between runs: on a shared machine it flags same-code runs now and then)",
     )
+    add_gate(parser)
     add_format(parser)
     parser.add_argument(
         "--ab",
@@ -65,11 +76,12 @@ def setup(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.verdicts.compare import as_json, compare
+    from bench.verdicts.compare import as_json, compare, exact_section
     from bench.verdicts.pairs import find_pair
     from bench.verdicts.tables import format_table
     from bench.verdicts.verdict import any_regression
 
+    wanted = gate(args)  # its options checked before any file is read
     pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None
     if args.ab or pair:
         return compare_pair(args, pair)
@@ -84,15 +96,24 @@ def run(args: argparse.Namespace) -> int:
         warn=warn,
         process_spread=args.process_spread,
     )
+    exact = exact_section(base_runs, latest, wanted)
     style = output_format(args)
     print(
-        as_json(base_runs, latest, rows)
+        as_json(base_runs, latest, rows, exact)
         if style == "json"
         else format_table(
-            base_runs, latest, rows, args.alpha, args.min_effect, args.force, args.process_spread, style
+            base_runs,
+            latest,
+            rows,
+            args.alpha,
+            args.min_effect,
+            args.force,
+            args.process_spread,
+            style,
+            exact,
         )
     )
-    return 1 if args.fail_on_regression and any_regression(rows) else 0
+    return exit_code(any_regression(rows), args, exact)
 
 
 def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:

@@ -28,6 +28,7 @@ from bench.base.history import (
     software_differences,
     work_differences,
 )
+from bench.verdicts.exact import NO_GATE, Compared, ExactSection, Gate, counts_of
 from bench.verdicts.notation import plural, run_name
 from bench.verdicts.stats import Change, Values, log_ratio_change, run_change, run_level, run_to_run_sd
 from bench.verdicts.verdict import CALIBRATED, RAW, Row, choose_score, finish
@@ -285,9 +286,27 @@ def compare(
     return [r for r in candidates if r.name in used], new, finish(rows, alpha, min_effect)
 
 
-def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
+def exact_section(base_runs: list[Run], latest: Run, gate: Gate = NO_GATE) -> ExactSection:
+    """The latest run's exact counts against its baseline's, per benchmark: the newest baseline run
+    that measured it with the same work (the one its timing verdict rests on, or the newest of
+    last:N). Runs of different series (--force) count different work: not compared."""
+    sides = ("baseline", "latest")
+    if any(run.series != latest.series for run in base_runs):
+        return ExactSection([], gate, sides, "the runs are of different series (--force)")
+    compared = []
+    for name, entry in latest.benchmarks().items():
+        like = [run for run in same_work(base_runs, name, latest.work(name)) if name in run.benchmarks()]
+        if like:
+            old = like[-1].benchmarks()[name].get("extra_info")
+            compared.append(Compared(name, counts_of(old), counts_of(entry.get("extra_info"))))
+    return ExactSection(compared, gate, sides)
+
+
+def as_json(base_runs: list[Run], latest: Run, rows: list[Row], exact: ExactSection | None = None) -> str:
     def change(c: Change | None) -> dict | None:
         return None if c is None else c.__dict__
+
+    exact = exact or exact_section(base_runs, latest)
 
     return json.dumps(
         {
@@ -300,9 +319,11 @@ def as_json(base_runs: list[Run], latest: Run, rows: list[Row]) -> str:
                     "raw": change(row.raw),
                     "calibrated": change(row.calibrated),
                     "calibration": change(row.calibration),
+                    "exact": exact.as_json(row.benchmark),
                 }
                 for row in rows
             ],
+            "exact_gate": exact.gate_json(),
         },
         indent=2,
     )

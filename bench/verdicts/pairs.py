@@ -29,6 +29,7 @@ from pytest_benchmark.stats import Stats
 from bench.base.errors import BenchInputError
 from bench.measure.ab import BASELINE, CANDIDATE
 from bench.measure.sampling import Job, ProcessSample, summary
+from bench.verdicts.exact import NO_GATE, Compared, ExactSection, Gate, counts_of
 from bench.verdicts.stats import (
     Change,
     Values,
@@ -262,8 +263,19 @@ def shared_extra(pair: dict[str, dict], name: str) -> tuple[dict, dict]:
     return next(((base, cand) for n, base, cand in paired_extra_info(pair) if n == name), ({}, {}))
 
 
-def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str:
+def exact_section(pair: dict[str, dict], gate: Gate = NO_GATE) -> ExactSection:
+    """Each paired benchmark's exact counts, candidate against baseline: each side's own, saved in
+    its extra_info (or both in one dict by side)."""
+    compared = [
+        Compared(name, counts_of(base, BASELINE), counts_of(cand, CANDIDATE))
+        for name, base, cand in paired_extra_info(pair)
+    ]
+    return ExactSection(compared, gate, SIDES)
+
+
+def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None, gate: Gate = NO_GATE) -> str:
     ab = pair[CANDIDATE].get("ab", {})
+    exact = exact_section(pair, gate)
 
     def change(c: Change | None) -> dict | None:
         return None if c is None else c.__dict__
@@ -290,6 +302,7 @@ def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str
                 "calibrated": change(row.calibrated),
                 "calibration": change(row.calibration),
                 "slope": row.slope,
+                "exact": exact.as_json(row.benchmark),
             }
         )
     return json.dumps(
@@ -300,6 +313,7 @@ def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None) -> str
             "processes": ab.get("processes"),
             "servers_per_side": ab.get("servers_per_side"),  # absent in pairs saved before it was kept
             "benchmarks": benchmarks,
+            "exact_gate": exact.gate_json(),
         },
         indent=2,
     )

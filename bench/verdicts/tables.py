@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.base.history import Run
 from bench.verdicts.changes import NEAR, SeriesChanges, format_step
 from bench.verdicts.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, software_changes
+from bench.verdicts.exact import CSV_COLUMNS, ExactSection
 from bench.verdicts.notation import (
     LEGEND,
     describe_series,
@@ -105,6 +106,11 @@ def describe_side(side: dict) -> str:
     return ", ".join(parts)
 
 
+def spaced(lines: list[str]) -> list[str]:
+    """A section after an empty line, or nothing where it has no lines."""
+    return ["", *lines] if lines else []
+
+
 @dataclass(frozen=True)
 class Verdicts:
     """A verdict table in its pieces, which each format lays out its own way (`render`): what
@@ -118,6 +124,7 @@ class Verdicts:
     notes: list[str]
     after: list[str]
     total: str
+    exact: ExactSection | None = None  # the exact counts, listed apart from the timing verdicts
 
     def text(self) -> list[str]:
         """Within 100 columns: a benchmark's name on its line, its cells under it."""
@@ -128,6 +135,7 @@ class Verdicts:
             *two_line_table(self.header, self.table),
             *(line for text in self.notes for line in wrap(text)),
             *(line for text in self.after for line in wrap(text, "")),
+            *spaced(self.exact.text() if self.exact else []),
             "",
             self.total,
         ]
@@ -149,6 +157,7 @@ class Verdicts:
             *(f"| `{name}` | " + " | ".join(cell(c) for c in cells) + " |" for name, cells in self.table),
             "",
             *(f"{cell(text)}  " for text in [*self.notes, *self.after]),
+            *spaced(self.exact.markdown() if self.exact else []),
             f"**{self.total}**",
             "",
             "<details><summary>how to read this table</summary>",
@@ -162,13 +171,14 @@ class Verdicts:
 def render(verdicts: Verdicts, rows: list[Row], style: str, new_side: str) -> str:
     """The table in `style`: text (the terminal's), markdown or csv (`rows_csv`)."""
     if style == "csv":
-        return rows_csv(rows, new_side)
+        return rows_csv(rows, new_side, verdicts.exact)
     return "\n".join(verdicts.markdown() if style == "markdown" else verdicts.text())
 
 
-def rows_csv(rows: list[Row], new_side: str) -> str:
+def rows_csv(rows: list[Row], new_side: str, exact: ExactSection | None = None) -> str:
     """One line a benchmark, its full name and the numbers unrounded: changes as fractions of time
-    (0.05 is 5% slower), the deciding score's interval, Holm's p, the verdict and why."""
+    (0.05 is 5% slower), the deciding score's interval, Holm's p, the verdict and why; then its
+    exact counts: how many changed, how many fail the gate's rule, and every change."""
 
     def fraction(ratio: float | None) -> str:
         return "" if ratio is None else repr(ratio - 1)
@@ -189,6 +199,7 @@ def rows_csv(rows: list[Row], new_side: str) -> str:
             "p_holm",
             "verdict",
             "reason",
+            *(CSV_COLUMNS if exact else ()),
         ]
     )
     for row in rows:
@@ -205,6 +216,7 @@ def rows_csv(rows: list[Row], new_side: str) -> str:
                 "" if row.p_adjusted is None else repr(row.p_adjusted),
                 row.verdict,
                 row.reason,
+                *(exact.csv_cells(row.benchmark) if exact else ()),
             ]
         )
     return out.getvalue().rstrip("\n")
@@ -222,6 +234,7 @@ def format_pair(
     min_effect: float,
     where: Path | None,
     style: str = "text",
+    exact: ExactSection | None = None,
 ) -> str:
     """The A/B table: per benchmark the baseline's time, the decided change, raw, the calibration's
     own change, Holm's p and the verdict; why raw decided, said once per reason below the table."""
@@ -261,6 +274,7 @@ def format_pair(
             else []
         ),
         total=counts([row.verdict for row in rows]) if rows else "no paired benchmarks",
+        exact=exact,
     )
     return render(verdicts, rows, style, "candidate")
 
@@ -274,6 +288,7 @@ def format_table(
     force: bool = False,
     process_spread: bool = False,
     style: str = "text",
+    exact: ExactSection | None = None,
 ) -> str:
     """compare's table: per benchmark the baseline's and latest time, the decided change, raw, the
     calibration's own change, Holm's p and the verdict; why, said once per reason below the table.
@@ -336,6 +351,7 @@ def format_table(
             *injected,
         ],
         total=counts([row.verdict for row in rows]),
+        exact=exact,
     )
     return render(verdicts, rows, style, "latest")
 
