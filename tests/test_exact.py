@@ -403,3 +403,62 @@ def test_bad_gate_options_exit_2_before_anything_runs(tmp_path, capsys, command,
     assert main([command, *given]) == 2
     assert message in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "nothing-here").exists()
+
+
+def counted_history(results: Path) -> None:
+    """Six runs: #1 saved before counts were recorded, #2-#3 the same counts, #4 one more saved
+    activation's bytes and a new operator, #5 the same again, #6 a graph break fewer."""
+    saved_more = grown(saved_bytes=COUNTS["saved_bytes"] + 131_072, op_calls=1_001) | {
+        "op_calls.aten.gelu": 1
+    }
+    for number, exact in enumerate(
+        [None, COUNTS, COUNTS, saved_more, saved_more, saved_more | {"graph_breaks": 2}], 1
+    ):
+        save_run(results / "cpu", number, exact)
+
+
+def test_changes_lists_where_a_count_changed_between_runs_by_key(tmp_path, capsys):
+    counted_history(tmp_path)
+    assert main(["changes", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    at = lines.index("  train_step_fast")
+    assert lines[at + 1 : at + 6] == [
+        "    counts changed between #3 03cccccccc 2026-12-03 10:03 and #4 04cccccccc 2026-12-03 10:04",
+        "      differs: commit 03cccccccc -> 04cccccccc",
+        "      op_calls (work) 1,000 -> 1,001, +0.10%",
+        "      saved_bytes (memory) 23,361,540 -> 23,492,612, +0.56%",
+        "      op_calls.aten.gelu (work) 0 -> 1, from 0",
+    ]
+    assert lines[at + 6 : at + 9] == [
+        "    counts changed between #5 05cccccccc 2026-12-03 10:05 and #6 06cccccccc 2026-12-03 10:06",
+        "      differs: commit 05cccccccc -> 06cccccccc",
+        "      graph_breaks (compile) - -> 2, added",
+    ]
+    assert out.count("counts changed between") == 4  # both benchmarks, at the same two places
+    assert "judged on nothing exact" not in out  # run #1 alone lacks them: passed over, not a change
+    assert main(["changes", "--results", str(tmp_path), "--json"]) == 0
+    (series,) = [s for s in json.loads(capsys.readouterr().out) if s["benchmark"] == BENCH]
+    assert series["counted"] == 5 and [s["after"] for s in series["exact"]] == [
+        "cpu/0004_run.json",
+        "cpu/0006_run.json",
+    ]
+    assert series["exact"][0]["changes"][1] == {
+        "key": "saved_bytes",
+        "kind": "memory",
+        "old": 23_361_540,
+        "new": 23_492_612,
+    }
+
+
+def test_changes_over_history_without_counts_says_so_once(tmp_path, capsys):
+    for number in range(1, 4):
+        save_run(tmp_path / "cpu", number, None)
+    assert main(["changes", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "counts changed" not in out and out.count("judged on nothing exact") == 1
+    assert (
+        "judged on nothing exact: 2 of 2 benchmark series saved no exact counts (runs saved before they "
+        "were recorded)" in " ".join(out.split())
+    )

@@ -32,6 +32,7 @@ from scipy import stats
 
 from bench.base.errors import BenchInputError
 from bench.base.history import Run, by_series, by_work, label_changes, load_runs, software_differences
+from bench.verdicts.exact import CountStep, count_steps
 from bench.verdicts.notation import describe_series, percent, plural, run_name, short_name
 from bench.verdicts.stats import run_level
 from bench.verdicts.verdict import CALIBRATED, CALIBRATION_ALPHA, CALIBRATION_TOLERANCE, RAW
@@ -221,6 +222,8 @@ class SeriesChanges:
     found: list[Found] = field(default_factory=list)
     work: str = ""  # what sets these runs' work apart from the benchmark's other runs ('' where all alike)
     described: str = ""  # the series' configuration in words (notation.describe_series)
+    exact: list[CountStep] = field(default_factory=list)  # where its exact counts changed, as they are
+    counted: int = 0  # how many of its runs saved exact counts (the others are judged on nothing exact)
 
 
 def series_score(points: list[Point], min_runs: int) -> tuple[str, str, list[float]]:
@@ -275,12 +278,14 @@ def series_changes(
                 points = points_of(work_runs, name)
                 score, why, levels = series_score(points, min_runs)
                 steps = find_steps(levels, alpha, min_effect, min_runs)
-                searched.append((name, work, points, (score, why), levels, steps))
+                searched.append(
+                    (name, work, points, (score, why), levels, steps, count_steps(work_runs, name))
+                )
         at = {
             (name, work): [position[points[step.index].run.name] for step in steps]
-            for name, work, points, _, _, steps in searched
+            for name, work, points, _, _, steps, _ in searched
         }
-        for name, work, points, (score, why), levels, steps in searched:
+        for name, work, points, (score, why), levels, steps, (exact, counted) in searched:
             pairs = [(step, points[step.index - 1].run, points[step.index].run) for step in steps]
             found.append(
                 SeriesChanges(
@@ -305,6 +310,8 @@ def series_changes(
                     ],
                     work,
                     describe_series(series_runs[0].fingerprint) or series_runs[0].series_name,
+                    exact,
+                    counted,
                 )
             )
     return found

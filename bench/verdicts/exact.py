@@ -22,13 +22,15 @@ No torch import.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from bench.base.errors import BenchInputError
-from bench.verdicts.notation import WIDTH, plural, short_name, wrap
+from bench.base.history import Run, label_changes
+from bench.verdicts.notation import WIDTH, plural, run_name, short_name, wrap
 
 MEMORY, COMPILE, WORK = "memory", "compile", "work"
 KINDS = (MEMORY, COMPILE, WORK)
@@ -442,3 +444,45 @@ def failing_names(failing: list[tuple[str, CountChange]]) -> str:
 
 
 CSV_COLUMNS = ("exact_changed", "exact_failing", "exact_changes")
+
+
+@dataclass(frozen=True)
+class CountStep:
+    """Where a benchmark's counts changed in its history: the runs either side (names as --json
+    gives them, labels as the text does), what differed between them, and every change."""
+
+    before: str
+    after: str
+    before_label: str
+    after_label: str
+    differs: list[str]
+    changes: list[CountChange]
+
+
+def count_steps(runs: Sequence[Run], fullname: str) -> tuple[list[CountStep], int]:
+    """(each change of `fullname`'s counts between successive runs that saved them, how many runs
+    saved them): runs of one series and one work, oldest first; a run without counts is passed
+    over (judged on nothing exact), never a change."""
+    counted = [
+        (run, found)
+        for run in runs
+        if (found := counts_of(run.benchmarks().get(fullname, {}).get("extra_info"))) is not None
+    ]
+    steps = [
+        CountStep(a.name, b.name, run_name(a), run_name(b), label_changes(a, b), changes)
+        for (a, old), (b, new) in itertools.pairwise(counted)
+        if (changes := count_changes(old, new))
+    ]
+    return steps, len(counted)
+
+
+def step_lines(step: CountStep, indent: str) -> list[str]:
+    """A history's count step in text: between which runs, what differed, each change as it is
+    (the operators summarized), each wrapped within WIDTH."""
+    shown, left = summarized(step.changes)
+    lines = wrap(f"counts changed between {step.before_label} and {step.after_label}", indent)
+    lines += wrap(f"differs: {', '.join(step.differs) or 'nothing recorded'}", indent + "  ")
+    for change in shown:
+        said = f"{change.key} ({change.kind}) {number(change.old)} -> {number(change.new)}, "
+        lines += wrap(said + change_text(change), indent + "  ")
+    return lines + ([f"{indent}  and {plural(left, 'more operator')} (--json lists all)"] if left else [])

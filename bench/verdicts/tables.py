@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.base.history import Run
 from bench.verdicts.changes import NEAR, SeriesChanges, format_step
 from bench.verdicts.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, software_changes
-from bench.verdicts.exact import CSV_COLUMNS, ExactSection
+from bench.verdicts.exact import CSV_COLUMNS, ExactSection, step_lines
 from bench.verdicts.notation import (
     LEGEND,
     describe_series,
@@ -388,6 +388,30 @@ def format_changes(found: list[SeriesChanges], alpha: float, min_effect: float, 
                 f"not searched yet: {len(short)} of {len(mine)} benchmarks have fewer than "
                 f"{2 * min_runs} runs ({min_runs} on each side of a step)"
             )
+        lines += exact_changes(mine)
     steps = sum(len(s.found) for s in found)
     lines += ["", f"{plural(steps, 'step')} in {len(found)} benchmark series"]
+    uncounted = sum(not s.counted for s in found)
+    if uncounted:
+        lines += wrap(
+            f"judged on nothing exact: {uncounted} of {len(found)} benchmark series saved no exact "
+            "counts (runs saved before they were recorded)",
+            "",
+        )
     return "\n".join(lines)
+
+
+def exact_changes(mine: list[SeriesChanges]) -> list[str]:
+    """A series' exact counts: every change between successive runs that saved counts, as it is
+    (no test, no interval), then how many benchmarks' counts never changed."""
+    counted = [s for s in mine if s.counted]
+    if not counted:
+        return []
+    lines = wrap("exact counts, where one changed between successive runs that saved them (as they are):")
+    for s in (s for s in counted if s.exact):
+        lines.append(f"  {short_name(s.benchmark)}" + (f" [{s.work}]" if s.work else ""))
+        lines += [line for step in s.exact for line in step_lines(step, INDENT)]
+    quiet = [s for s in counted if not s.exact]
+    if quiet:
+        lines.append(f"  no exact count changed in {len(quiet)} of {plural(len(counted), 'benchmark')}")
+    return lines
