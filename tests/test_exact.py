@@ -250,7 +250,12 @@ def save_run(folder: Path, number: int, exact: dict | None, work: dict | None = 
         "commit_info": {"id": f"{number:02d}" + "c" * 38},
         "datetime": f"2026-12-03T10:{number:02d}:00",
         "benchmarks": [
-            {"fullname": name, "name": name.split("::")[-1], "extra_info": {**extra(exact), **(work or {})}}
+            {
+                "fullname": name,
+                "name": name.split("::")[-1],
+                "stats": {"median": PROCESS[0]},
+                "extra_info": {**extra(exact), **(work or {})},
+            }
             for name in (BENCH, OTHER)
         ],
     }
@@ -462,3 +467,32 @@ def test_changes_over_history_without_counts_says_so_once(tmp_path, capsys):
         "judged on nothing exact: 2 of 2 benchmark series saved no exact counts (runs saved before they "
         "were recorded)" in " ".join(out.split())
     )
+
+
+def test_the_report_lists_count_changes_and_shows_the_latest_runs_counts(tmp_path):
+    from bench.verdicts.report import write_report
+
+    counted_history(tmp_path)
+    out = tmp_path / "report.html"
+    write_report(tmp_path, out, print)
+    page = out.read_text()
+    assert "<h2>Exact count changes (4)</h2>" in page
+    assert (
+        "between #5 05cccccccc 2026-12-03 10:05 and #6 06cccccccc 2026-12-03 10:06 (differs: commit "
+        "05cccccccc -&gt; 06cccccccc): graph_breaks - -&gt; 2 (added)</li>" in page
+    )
+    assert "saved_bytes 23,361,540 -&gt; 23,492,612 (+0.56%)" in page  # the older change, listed too
+    assert "<th>exact counts vs previous</th>" in page
+    assert "<td>graph_breaks - -&gt; 2 (added, one side)</td>" in page  # the latest run against #5
+    assert "judged on nothing exact" not in page
+
+
+def test_the_report_of_runs_without_counts_says_so_once_per_series(tmp_path):
+    from bench.verdicts.report import write_report
+
+    for number in range(1, 4):
+        save_run(tmp_path / "cpu", number, None)
+    out = tmp_path / "report.html"
+    write_report(tmp_path, out, print)
+    page = out.read_text()
+    assert page.count("judged on nothing exact") == 1 and "Exact count changes" not in page

@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.base.history import Run, by_series, comparable_runs, load_runs, replace_atomically, same_work
 from bench.verdicts.changes import Found, format_step, series_changes
 from bench.verdicts.compare import HISTORY_RUNS, baseline_for, judge, values_of
+from bench.verdicts.exact import Compared, CountStep, change_text, counts_of, number, summarized
 from bench.verdicts.notation import LEGEND, describe_series, format_change, format_seconds, plural
 from bench.verdicts.stats import run_level
 from bench.verdicts.summary import Measured, figures
@@ -230,11 +231,54 @@ OVERVIEW = (
     "change vs previous [99%]",
     "verdict",
     "trend",
+    "exact counts vs previous",
 )
 
 
+NOT_COUNTED = (
+    "exact counts: none saved in this series (runs saved before they were recorded): judged on nothing exact"
+)
+
+
+def counted(run: Run) -> bool:
+    """Whether any benchmark of the run saved exact counts."""
+    return any(counts_of(bench.get("extra_info")) is not None for bench in run.saved["benchmarks"])
+
+
+def latest_counts(saved: list[Run], fullname: str) -> str:
+    """The exact counts of the newest run that measured this benchmark against the one before it
+    with the same work, as they are: `no change`, the changes (operators summarized), or '' where
+    either saved none (judged on nothing exact)."""
+    measured = [run for run in saved if fullname in run.benchmarks()]
+    if len(measured) < 2:
+        return ""
+    latest = measured[-1]
+    before = same_work(comparable_runs(measured, latest), fullname, latest.work(fullname))
+    if not before:
+        return ""
+    compared = Compared(
+        fullname,
+        counts_of(before[-1].benchmarks()[fullname].get("extra_info")),
+        counts_of(latest.benchmarks()[fullname].get("extra_info")),
+    )
+    if compared.missing:
+        return ""
+    shown, left = summarized(compared.changes)
+    said = [
+        f"{c.key} {number(c.old)} -> {number(c.new)} ({change_text(c)}, {c.judged() or 'one side'})"
+        for c in shown
+    ]
+    return "; ".join(said) + (f"; and {plural(left, 'more operator')}" if left else "") or "no change"
+
+
 def overview_row(
-    name: str, points: list[dict], row: Row | None, figures: dict[str, str], anchor: str, notes: list[str]
+    name: str,
+    points: list[dict],
+    row: Row | None,
+    figures: dict[str, str],
+    anchor: str,
+    notes: list[str],
+    counts: str = "",
 ) -> str:
     """One benchmark at a glance: its latest time in its unit, its figures, the change and verdict
     of its latest run, and the trend of the score that decided (raw where nothing did). A reason
@@ -260,6 +304,7 @@ def overview_row(
         html.escape(change),
         f'<span class="v-{verdict.replace(" ", "-")}">{html.escape(said)}</span>',
         sparkline(trend, VERDICT_COLOR.get(verdict, "#36c")) if len(trend) > 1 else "",
+        html.escape(counts),
     ]
     return "<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
@@ -275,17 +320,44 @@ def chart_file(charts_dir: Path, series: str, name: str, taken: set[Path]) -> Pa
     return path
 
 
-def change_points(runs: list[Run]) -> tuple[dict[tuple[str, str], list[Found]], str]:
-    """The steps of every series and benchmark (bench/verdicts/changes.py), and a note where none could be
-    looked for (ruptures missing on a bare GPU runner)."""
+def change_points(
+    runs: list[Run],
+) -> tuple[dict[tuple[str, str], list[Found]], list[tuple[str, str, CountStep]], str]:
+    """The steps of every series and benchmark (bench/verdicts/changes.py), where their exact counts
+    changed, and a note where none could be looked for (ruptures missing on a bare GPU runner)."""
     try:
         found = series_changes(runs)
     except ImportError as err:
-        return {}, f"<p>change points not searched: {html.escape(str(err))}</p>"
+        return {}, [], f"<p>change points not searched: {html.escape(str(err))}</p>"
     steps: dict[tuple[str, str], list[Found]] = {}
     for s in found:  # a benchmark searched once per work it measured: one chart holds them all
         steps.setdefault((s.series, s.benchmark), []).extend(s.found)
-    return {key: f for key, f in steps.items() if f}, ""
+    exact = [(s.series, s.benchmark, step) for s in found for step in s.exact]
+    return {key: f for key, f in steps.items() if f}, exact, ""
+
+
+def count_steps_list(exact: list[tuple[str, str, CountStep]]) -> str:
+    """Every change of an exact count over the history, newest first: series, benchmark, the runs
+    either side, what differed, and every change as it is (old -> new, no interval)."""
+    items = sorted(exact, key=lambda item: item[2].after, reverse=True)
+    rows = [
+        f"<li><b>{html.escape(short_name(benchmark))}</b> ({html.escape(series)}): between "
+        f"{html.escape(step.before_label)} and {html.escape(step.after_label)} (differs: "
+        f"{html.escape(', '.join(step.differs) or 'nothing recorded')}): "
+        + html.escape(
+            "; ".join(f"{c.key} {number(c.old)} -> {number(c.new)} ({change_text(c)})" for c in step.changes)
+        )
+        + "</li>"
+        for series, benchmark, step in items
+    ]
+    return (
+        f"<h2>Exact count changes ({len(rows)})</h2><p class='note'>as they are, no interval: the same "
+        "code, stack and input count the same (docs/verdicts.md, Exact counts)</p><ul>"
+        + "".join(rows)
+        + "</ul>"
+        if rows
+        else ""
+    )
 
 
 def steps_list(steps: dict[tuple[str, str], list[Found]]) -> str:
@@ -315,8 +387,8 @@ def write_report(storage: Path, out: Path, warn) -> int:
     runs = load_runs(storage, warn)  # before anything is written: a folder without runs is an error
     charts_dir = out.parent / f"{out.stem}_charts"
     charts_dir.mkdir(parents=True, exist_ok=True)
-    steps, note = change_points(runs)
-    sections, charts, taken = [note or steps_list(steps)], 0, set()
+    steps, exact, note = change_points(runs)
+    sections, charts, taken = [note or steps_list(steps) + count_steps_list(exact)], 0, set()
     for saved in by_series(runs).values():
         series = saved[0].series_name
         by_benchmark = sorted(benchmark_series(saved).items())
@@ -332,7 +404,9 @@ def write_report(storage: Path, out: Path, warn) -> int:
             overview.append(
                 (
                     row is not None and row.verdict == REGRESSION,
-                    overview_row(name, points, row, latest_figures, anchor, notes),
+                    overview_row(
+                        name, points, row, latest_figures, anchor, notes, latest_counts(saved, name)
+                    ),
                 )
             )
             if save_trend(png, short_name(name), points, steps.get((series, name), []), decided):
@@ -360,6 +434,7 @@ def write_report(storage: Path, out: Path, warn) -> int:
             + "".join(rows)
             + "</table>",
             "".join(f"<p class='note'>[{i}] {html.escape(note)}</p>" for i, note in enumerate(notes, 1)),
+            "" if any(counted(run) for run in saved) else f"<p class='note'>{NOT_COUNTED}</p>",
         ]
         if groups:
             parts.append(
