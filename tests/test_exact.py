@@ -496,3 +496,16 @@ def test_the_report_of_runs_without_counts_says_so_once_per_series(tmp_path):
     write_report(tmp_path, out, print)
     page = out.read_text()
     assert page.count("judged on nothing exact") == 1 and "Exact count changes" not in page
+
+
+def test_a_pair_whose_candidate_file_holds_both_sides_counts_reads_each_its_own(tmp_path, capsys):
+    """The contract's other form: `"exact": {"baseline": {...}, "candidate": {...}}` in one file."""
+    pair = save_pair(tmp_path, None, None)
+    both = {"baseline": COUNTS, "candidate": grown(flops=COUNTS["flops"] + 1)}
+    path = pair / "candidate.json"
+    saved = json.loads(path.read_text())
+    saved["benchmarks"][0]["extra_info"]["exact"] = both
+    path.write_text(json.dumps(saved))
+    assert main(["compare", "--ab", str(pair), "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["benchmarks"]
+    assert row["exact"]["baseline"] == COUNTS and [c["key"] for c in row["exact"]["changes"]] == ["flops"]

@@ -7,9 +7,13 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.base.errors import BenchInputError
 from bench.verdicts.notation import wrap
+
+if TYPE_CHECKING:  # the commands import the verdict layer inside `run`
+    from bench.verdicts.exact import ExactSection, Gate
 
 
 def check_thresholds(alpha: float, min_effect: float) -> None:
@@ -65,14 +69,14 @@ def add_gate(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def gate(args: argparse.Namespace):
+def gate(args: argparse.Namespace) -> Gate:
     """The gate the options ask for, checked (exit 2 on a bad value) before anything runs."""
     from bench.verdicts.exact import gate_of
 
     return gate_of(args.fail_on_growth, args.growth_kinds, args.memory_tolerance)
 
 
-def exit_code(regressed: bool, args: argparse.Namespace, exact) -> int:
+def exit_code(regressed: bool, args: argparse.Namespace, exact: ExactSection) -> int:
     """1 where --fail-on-regression meets a regression or the exact gate fails (the failing counts
     named on stderr, whatever the format), else 0."""
     from bench.verdicts.exact import failing_names

@@ -265,12 +265,22 @@ def shared_extra(pair: dict[str, dict], name: str) -> tuple[dict, dict]:
 
 def exact_section(pair: dict[str, dict], gate: Gate = NO_GATE) -> ExactSection:
     """Each paired benchmark's exact counts, candidate against baseline: each side's own, saved in
-    its extra_info (or both in one dict by side)."""
+    its extra_info (or both sides' in one dict by side: `side_counts`)."""
     compared = [
-        Compared(name, counts_of(base, BASELINE), counts_of(cand, CANDIDATE))
+        Compared(name, side_counts(base, cand, BASELINE), side_counts(cand, base, CANDIDATE))
         for name, base, cand in paired_extra_info(pair)
     ]
     return ExactSection(compared, gate, SIDES)
+
+
+def side_counts(own: dict, other: dict, side: str) -> dict[str, int] | None:
+    """A side's exact counts: from its own extra_info, or from the other side's where that holds
+    both sides' by name (the candidate's file keeps the facts its pytest session recorded)."""
+    found = counts_of(own, side)
+    nested = other.get("exact")
+    if found is None and isinstance(nested, dict) and isinstance(nested.get(side), dict):
+        return counts_of(other, side)
+    return found
 
 
 def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None, gate: Gate = NO_GATE) -> str:
