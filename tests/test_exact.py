@@ -509,3 +509,38 @@ def test_a_pair_whose_candidate_file_holds_both_sides_counts_reads_each_its_own(
     assert main(["compare", "--ab", str(pair), "--json"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["benchmarks"]
     assert row["exact"]["baseline"] == COUNTS and [c["key"] for c in row["exact"]["changes"]] == ["flops"]
+
+
+def test_ab_judges_the_counts_of_the_pair_it_saves_and_its_gate_sets_the_exit_code(tmp_path, capsys):
+    """`ab`'s last step on a session's samples (no live session): the candidate's pytest JSON holds
+    both sides' counts by side, the contract's form for a pair; each side is judged on its own."""
+    import argparse
+
+    from bench.cli.ab import judge_and_save
+    from bench.measure.sampling import Job, ProcessSample
+
+    job = Job("training_step", {"batch_size": 2}, rounds=3)
+    samples = [ProcessSample(pid, [0.01 * (1 + 0.01 * pid)] * 3, [0.005] * 3) for pid in range(3)]
+    pairs = {BENCH: ({side: job for side in SIDES}, {side: samples for side in SIDES})}
+    both = {"baseline": COUNTS, "candidate": grown(peak_bytes=COUNTS["peak_bytes"] * 2)}
+    entry = {"fullname": BENCH, "name": "test_train_step_fast", "extra_info": {"exact": both}, "stats": {}}
+    candidate_json = {"machine_info": {"longformer_bench": {}}, "benchmarks": [entry]}
+    info = {"session": "s1", "sides": {side: {"torch": "2.13.0"} for side in SIDES}}
+
+    def ab(*options: str) -> int:
+        args = argparse.Namespace(
+            alpha=0.01, min_effect=0.02, json=False, format="text", fail_on_regression=False
+        )
+        args.fail_on_growth = "--fail-on-growth" in options
+        args.growth_kinds = options[-1] if "--growth-kinds" in options else None
+        args.memory_tolerance = None
+        threads = dict.fromkeys(SIDES, 1)
+        return judge_and_save(args, tmp_path, "s1", info, pairs, threads, candidate_json)
+
+    assert ab() == 0
+    out = capsys.readouterr().out
+    assert "peak_bytes  memory  60,000,000  120,000,000  +100.00%  fails" in out
+    assert ab("--fail-on-growth") == 1
+    assert "exact gate: fails on train_step_fast: peak_bytes" in capsys.readouterr().err
+    assert ab("--fail-on-growth", "--growth-kinds", "compile,work") == 0
+    assert len(list((tmp_path / "ab").iterdir())) == 3  # each session saved its pair

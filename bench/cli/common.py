@@ -102,7 +102,7 @@ def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where
     exact = exact_section(saved, gate(args))
     style = output_format(args)
     if style == "json":
-        print(pair_json(saved, rows, where, exact.gate))
+        print(pair_json(saved, rows, where, exact))
     else:
         print(format_pair(saved, rows, args.alpha, args.min_effect, where, style, exact))
     return exit_code(any_regression(rows), args, exact)

@@ -283,9 +283,11 @@ def side_counts(own: dict, other: dict, side: str) -> dict[str, int] | None:
     return found
 
 
-def pair_json(pair: dict[str, dict], rows: list[Row], where: Path | None, gate: Gate = NO_GATE) -> str:
+def pair_json(
+    pair: dict[str, dict], rows: list[Row], where: Path | None, exact: ExactSection | None = None
+) -> str:
     ab = pair[CANDIDATE].get("ab", {})
-    exact = exact_section(pair, gate)
+    exact = exact or exact_section(pair)
 
     def change(c: Change | None) -> dict | None:
         return None if c is None else c.__dict__
