@@ -292,6 +292,23 @@ def test_peak_memory_is_read_on_the_run_device(cuda, model):
     assert cuda.devices("memory") == cuda.devices("synchronize") == {device}
 
 
+def test_the_counted_rounds_peak_on_cuda_is_the_held_state_and_the_allocators_peak(cuda):
+    """bench/measure/counts.py on CUDA: the held bytes (each storage once) plus the allocator's
+    peak above what was allocated when the round began, read on the run's device after a reset."""
+    from bench.measure.counts import count_round
+
+    device = torch.device("cuda", 1)
+    cuda.allocated = 1000  # the process's other tensors: not the round's
+    weight = torch.ones(100)
+
+    def step() -> None:
+        cuda.peak = cuda.allocated + 700
+
+    counts = count_round(step, device, lambda: [weight, weight[:10]])
+    assert counts["peak_bytes"] == 100 * 4 + 700
+    assert cuda.devices("memory") == cuda.devices("synchronize") == {device}
+
+
 def test_precisions_on_cuda(cuda, monkeypatch):
     """TF32 is accepted on a CUDA device and on only inside the step; bf16 autocasts on the CUDA
     device type (torch.autocast is stood in for: the real one needs the GPU's properties)."""
