@@ -70,10 +70,17 @@ class OpCalls(TorchDispatchMode):
 
     def __init__(self) -> None:
         super().__init__()
-        self.calls: Counter[str] = Counter()
+        self._by_overload: Counter = Counter()  # by the overload object: no name made per call
+
+    @property
+    def calls(self) -> Counter[str]:
+        calls: Counter[str] = Counter()
+        for func, n in self._by_overload.items():
+            calls[str(func.overloadpacket)] += n
+        return calls
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.calls[str(func.overloadpacket)] += 1
+        self._by_overload[func] += 1
         return func(*args, **(kwargs or {}))
 
 
@@ -159,11 +166,12 @@ def count_round(
         if on_cuda:
             torch.cuda.synchronize(device)
             cuda_peak = held_bytes + torch.cuda.max_memory_allocated(device) - before
+    by_packet = calls.calls
     counts = {
         "flops": int(flops.get_total_flops()),
         "saved_bytes": saved.bytes,
-        "op_calls": sum(calls.calls.values()),
-        **{OP_PREFIX + name: n for name, n in calls.calls.items()},
+        "op_calls": sum(by_packet.values()),
+        **{OP_PREFIX + name: n for name, n in by_packet.items()},
     }
     if peak:
         counts["peak_bytes"] = cuda_peak if on_cuda else tensors.peak
