@@ -121,7 +121,6 @@ class TimedJob:
         from before `held` existed says nothing of what it holds: its peak is left out."""
         work = self.workload
         step = getattr(work, "eager_step", None) or work.step
-        synchronize(self.device)
         exact = counter().count_round(step, self.device, getattr(work, "held", None), hasattr(work, "held"))
         known = getattr(work, "counts", None)
         if known is not None:
