@@ -17,7 +17,7 @@ from bench.measure.ab import BASELINE, CANDIDATE, Pair
 from bench.measure.counts import count_round
 from bench.measure.jobs import ATTENTION_WARMUP, TRAIN_STEP_WARMUP, train_step_params
 from bench.measure.sampling import CountsDiffer, Job, ProcessSample, Server, Side, WorkerPool, summary
-from bench.measure.workloads import Workload, build, release
+from bench.measure.workloads import Workload, attention_step, build, release, training_step
 from bench.verdicts.pairs import side_json
 
 FLOAT = 4  # bytes of a float32
@@ -195,3 +195,17 @@ def test_the_worker_counts_an_old_layouts_workload_without_a_peak_and_a_new_ones
     new = worker.TimedJob(SimpleNamespace(device=CPU), {**job, "workload": "new"})
     assert ran == ["step", "eager"]  # the warm-up round, then the counted one
     assert new.exact == {**ops, "graph_breaks": 3, "peak_bytes": 2 * 10 * FLOAT}
+
+
+def test_a_round_no_dispatch_mode_can_run_is_counted_only_where_none_is_needed(monkeypatch):
+    """flex_attention (a higher-order operator) runs under none of the counters: its workloads say
+    so, and on the CPU nothing of such a round is counted (on CUDA its allocator peak is)."""
+    spec = build_spec(**option_defaults())
+    assert attention_step(spec, "flex", 32, 128, 1, "forward").uncounted
+    assert not attention_step(spec, "hf", 32, 128, 1, "forward").uncounted
+    assert not training_step(spec, "hf", 2, 1).uncounted and training_step(spec, "flex", 2, 1).uncounted
+    assert count_round(lambda: torch.ones(10), CPU, modes=False) == {}
+    uncountable = Workload(lambda: torch.ones(10), held=list, uncounted="no mode runs it")
+    monkeypatch.setattr(worker, "side_module", lambda _: SimpleNamespace(build=lambda s, n, p: uncountable))
+    job = {"workload": "x", "params": {}, "rounds": 1, "warmup": 0, "slowdown": 0.0, "counted": True}
+    assert worker.TimedJob(SimpleNamespace(device=CPU), job).exact is None

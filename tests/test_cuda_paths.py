@@ -307,6 +307,8 @@ def test_the_counted_rounds_peak_on_cuda_is_the_held_state_and_the_allocators_pe
     counts = count_round(step, device, lambda: [weight, weight[:10]])
     assert counts["peak_bytes"] == 100 * 4 + 700
     assert cuda.devices("memory") == cuda.devices("synchronize") == {device}
+    # a round no dispatch mode can run (flex attention): its peak alone
+    assert count_round(step, device, lambda: [weight], modes=False) == {"peak_bytes": 100 * 4 + 700}
 
 
 def test_precisions_on_cuda(cuda, monkeypatch):

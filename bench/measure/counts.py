@@ -142,22 +142,27 @@ def count_round(
     device: torch.device,
     held: Callable[[], list[torch.Tensor]] | None = None,
     peak: bool = True,
+    modes: bool = True,
 ) -> dict[str, int]:
     """The exact counts of one call of `step` (the module's docstring), keys sorted. `held` gives the
     state alive between rounds, counted in the peak from the start; `peak` False leaves the peak out
-    (a workload that cannot say what it holds: its peak would be a different figure)."""
+    (a workload that cannot say what it holds: its peak would be a different figure). `modes` False
+    (a round no dispatch mode can run) counts only what needs none: on CUDA the peak, on the CPU
+    nothing."""
     state = held() if held is not None else []
     held_bytes = storage_bytes(state)
     on_cuda = device.type == "cuda"
     with contextlib.ExitStack() as stack:
         stack.enter_context(no_collection())
-        tensors = stack.enter_context(memory.TensorMemory()) if peak and not on_cuda else None
+        tracked = peak and modes and not on_cuda
+        tensors = stack.enter_context(memory.TensorMemory()) if tracked else None
         if tensors is not None:
             tensors.hold(state)
         del state  # a grad the round sets to None is freed then, not kept alive by this list
-        calls = stack.enter_context(OpCalls())
-        saved = stack.enter_context(SavedBytes())
-        flops = stack.enter_context(flop_counter())  # entered last: called first (see above)
+        if modes:
+            calls = stack.enter_context(OpCalls())
+            saved = stack.enter_context(SavedBytes())
+            flops = stack.enter_context(flop_counter())  # entered last: called first (see above)
         if on_cuda:
             torch.cuda.synchronize(device)
             torch.cuda.reset_peak_memory_stats(device)
@@ -166,13 +171,15 @@ def count_round(
         if on_cuda:
             torch.cuda.synchronize(device)
             cuda_peak = held_bytes + torch.cuda.max_memory_allocated(device) - before
-    by_packet = calls.calls
-    counts = {
-        "flops": int(flops.get_total_flops()),
-        "saved_bytes": saved.bytes,
-        "op_calls": sum(by_packet.values()),
-        **{OP_PREFIX + name: n for name, n in by_packet.items()},
-    }
-    if peak:
-        counts["peak_bytes"] = cuda_peak if on_cuda else tensors.peak
+    counts: dict[str, int] = {}
+    if modes:
+        by_packet = calls.calls
+        counts.update(
+            flops=int(flops.get_total_flops()), saved_bytes=saved.bytes, op_calls=sum(by_packet.values())
+        )
+        counts.update({OP_PREFIX + name: n for name, n in by_packet.items()})
+    if peak and on_cuda:
+        counts["peak_bytes"] = cuda_peak
+    elif tracked:
+        counts["peak_bytes"] = tensors.peak
     return dict(sorted(counts.items()))

@@ -115,17 +115,21 @@ class TimedJob:
         self.warmup = [self.round()[:2] for _ in range(job["warmup"])]
         self.exact = self.count() if job["counted"] else None
 
-    def count(self) -> dict[str, int]:
+    def count(self) -> dict[str, int] | None:
         """The exact counts of one round: `eager_step` where the step is compiled (dispatch modes
-        and dynamo do not mix), the workload's own counts merged in. A workload of a checkout
-        from before `held` existed says nothing of what it holds: its peak is left out."""
+        and dynamo do not mix), the workload's own counts merged in; None where nothing could be
+        counted. A workload of a checkout from before `held` existed says nothing of what it
+        holds: its peak is left out. One that no dispatch mode can run (`uncounted`: flex
+        attention) gets only what needs none (on CUDA the allocator's peak)."""
         work = self.workload
         step = getattr(work, "eager_step", None) or work.step
-        exact = counter().count_round(step, self.device, getattr(work, "held", None), hasattr(work, "held"))
+        modes = not getattr(work, "uncounted", "")
+        held = getattr(work, "held", None)
+        exact = counter().count_round(step, self.device, held, hasattr(work, "held"), modes)
         known = getattr(work, "counts", None)
         if known is not None:
             exact.update(known())
-        return exact
+        return exact or None
 
     def round(self) -> tuple[float, float, object]:
         """(seconds of one synchronized round, seconds of one calibration round right after, facts)."""

@@ -48,7 +48,9 @@ class Workload:
     baseline checkout's Workload lacks them): `held` gives the state alive between rounds
     (parameters, grads, optimizer state), counted in the peak from the round's start; `eager_step`
     is the same round without torch.compile, counted where `step` is compiled; `counts` gives exact
-    counts the workload knows itself (a compiled step's graph breaks), merged into the round's.
+    counts the workload knows itself (a compiled step's graph breaks), merged into the round's;
+    `uncounted` says why its round cannot run under the counters' dispatch modes ('': it can):
+    then only what needs none is counted (on CUDA the allocator's peak).
     """
 
     step: Callable[[], object]
@@ -57,6 +59,18 @@ class Workload:
     held: Callable[[], list[torch.Tensor]] | None = None
     eager_step: Callable[[], object] | None = None
     counts: Callable[[], dict[str, int]] | None = None
+    uncounted: str = ""
+
+
+def uncounted(attention: str) -> str:
+    """Why a round through `attention` cannot be counted: flex_attention is a higher-order operator
+    that no dispatch mode of the counted round can run, eager or compiled (torch 2.13's flop counter
+    and any TorchDispatchMode without a rule for it raise)."""
+    return (
+        "flex_attention runs under no dispatch mode (torch's flop counter among them)"
+        if attention == "flex"
+        else ""
+    )
 
 
 _initial_models: dict[int, torch.nn.Module] = {}
@@ -127,7 +141,7 @@ def attention_step(
         return parameters + [p.grad for p in parameters if p.grad is not None]
 
     facts = {"hidden_size": config.hidden_size, "heads": config.num_attention_heads}
-    return Workload(step, forward, facts, held=held)
+    return Workload(step, forward, facts, held=held, uncounted=uncounted(implementation))
 
 
 def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
@@ -153,7 +167,7 @@ def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 
         loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
         return {"loss": float(loss)}
 
-    return Workload(step, held=lambda: training_tensors(model, optimizer))
+    return Workload(step, held=lambda: training_tensors(model, optimizer), uncounted=uncounted(attention))
 
 
 EPOCH_WARMUP_STEPS = 2
@@ -214,7 +228,10 @@ def epoch(
             "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         }
 
-    return Workload(step, held=lambda: training_tensors(trainer.model, trainer.optimizer))
+    def held() -> list[torch.Tensor]:
+        return training_tensors(trainer.model, trainer.optimizer)
+
+    return Workload(step, held=held, uncounted=uncounted(spec.attention))
 
 
 # The floor's matmul, large enough that launch, casts and syncs do not count: a 2048^3 bf16 matmul
