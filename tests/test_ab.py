@@ -146,7 +146,7 @@ class FakeWorker:
         if command == "start":
             if self.fails_to_start:
                 raise WorkerFailed(f"worker {self.pid} could not build the job")
-            return {"pid": self.pid, "warmup": [(0.01, 0.01)]}
+            return {"pid": self.pid, "warmup": [(0.01, 0.01)], "exact": None}
         if command == "round":
             time.sleep(0.001)
             return 0.01, 0.01, None

@@ -9,7 +9,8 @@ import torch
 from transformers import LongformerConfig, LongformerForMaskedLM
 
 from bench.harness.attention import CLASSES, layer_inputs, make_layer, use_attention
-from bench.harness.metrics import attention_layer_flops, counted_flops, saved_bytes_for_backward
+from bench.harness.metrics import attention_layer_flops
+from bench.measure.counts import counted_flops, saved_bytes_for_backward
 
 FP32_TOLERANCE = 1e-5  # relative error (norm of the difference over norm of the reference)
 BF16_TOLERANCE = 2e-2  # bf16 keeps 8 bits of mantissa; both sides round differently

@@ -207,7 +207,7 @@ def test_a_worker_computes_on_the_run_device(cuda, monkeypatch, option):
     monkeypatch.setattr(worker, "side_module", lambda name: workloads)
     monkeypatch.setattr(worker, "Calibration", Yardstick)
     monkeypatch.setattr(worker, "ExtraWork", lambda device: built.append(device))
-    job = {"workload": "step", "params": {}, "rounds": 1, "warmup": 1, "slowdown": 0}
+    job = {"workload": "step", "params": {}, "rounds": 1, "warmup": 1, "slowdown": 0, "counted": False}
     pipe = Pipe([("start", job, False), ("round", None, True), ("finish", None, False), None])
     worker.worker_loop(pipe, spec)
 
@@ -290,6 +290,25 @@ def test_peak_memory_is_read_on_the_run_device(cuda, model):
     state = metrics.training_state_bytes(model, optimizer)
     assert metrics.training_peak_cuda_bytes(train, device, model, optimizer) == state + 700
     assert cuda.devices("memory") == cuda.devices("synchronize") == {device}
+
+
+def test_the_counted_rounds_peak_on_cuda_is_the_held_state_and_the_allocators_peak(cuda):
+    """bench/measure/counts.py on CUDA: the held bytes (each storage once) plus the allocator's
+    peak above what was allocated when the round began, read on the run's device after a reset."""
+    from bench.measure.counts import count_round
+
+    device = torch.device("cuda", 1)
+    cuda.allocated = 1000  # the process's other tensors: not the round's
+    weight = torch.ones(100)
+
+    def step() -> None:
+        cuda.peak = cuda.allocated + 700
+
+    counts = count_round(step, device, lambda: [weight, weight[:10]])
+    assert counts["peak_bytes"] == 100 * 4 + 700
+    assert cuda.devices("memory") == cuda.devices("synchronize") == {device}
+    # a round no dispatch mode can run (flex attention): its peak alone
+    assert count_round(step, device, lambda: [weight], modes=False) == {"peak_bytes": 100 * 4 + 700}
 
 
 def test_precisions_on_cuda(cuda, monkeypatch):
@@ -389,14 +408,12 @@ def test_cuda_epochs_report_the_cards_peak_and_mfu(cuda, run_spec):
             "train_seconds": 1.2,
             "accuracy": 0.1,
             "eval_samples": 8,
-            "peak_tensor_bytes": 9,
             "process_max_rss_bytes": 10,
         }
     ]
-    benchmark = SimpleNamespace(extra_info={})
+    benchmark = SimpleNamespace(extra_info={"exact": {"peak_bytes": 9}})  # the counted round's
     plan = epoch_benchmark.EpochPlan(0, EPOCH_ROUNDS, 0)
-    untimed = probe_of(1.0)  # the CPU's extra tracked round: never asked for on CUDA
-    epoch_benchmark.record_epochs(lambda *args: epochs, untimed, benchmark, spec, "device", plan)
+    epoch_benchmark.record_epochs(lambda *args: epochs, benchmark, spec, "device", plan)
     info = benchmark.extra_info
     assert (info["peak_tensor_bytes"], info["peak_tensor_kind"]) == (9, "cuda allocator")
     assert info["peak_flops_per_s"] == metrics.PEAK_FLOPS["NVIDIA H200"]["fp32"]
@@ -417,9 +434,11 @@ def test_cuda_attention_layers_report_their_peak_memory(run_spec, monkeypatch):
         attention_benchmark, "attention_step", lambda spec, **params: on_cpu(run_spec, **params)
     )
     monkeypatch.setattr(attention_benchmark, "peak_cuda_bytes", peak)
-    benchmark = SimpleNamespace(extra_info={"process_medians": [0.01]})
+    exact = {"flops": 7, "saved_bytes": 5, "peak_bytes": 3}  # the workers' counted round's
+    benchmark = SimpleNamespace(extra_info={"process_medians": [0.01], "exact": exact})
     params = attention_benchmark.layer_params("blocked", (32, 64, 1), "forward")
     attention_benchmark.measure_layer(lambda *args: None, benchmark, cuda_spec(run_spec, 1), params)
     assert benchmark.extra_info["peak_cuda_bytes"] == 4096
+    assert benchmark.extra_info["counted_flops"] == 7
     assert "saved_bytes_for_backward" not in benchmark.extra_info
     assert measured == [torch.device("cuda", 1)]

@@ -74,13 +74,13 @@ def test_a_training_step_counts_exactly_what_torchs_own_mem_tracker_counts():
 
 
 def epoch_peak(run_spec, batch: int) -> int:
-    """The epoch workload's tracked round at `batch`: one step, its evaluation at the same batch."""
+    """The epoch workload's counted round at `batch` (one step, its evaluation at the same batch),
+    as the worker counts it (bench/measure/counts.py): its peak, the training state included."""
+    from bench.measure.counts import count_round
     from bench.measure.workloads import epoch
 
-    work = epoch(
-        run_spec, "device", 1, max_samples=batch, warmup_steps=1, batch_size=batch, track_memory=True
-    )
-    return work.step()["peak_tensor_bytes"]
+    work = epoch(run_spec, "device", 1, max_samples=batch, warmup_steps=1, batch_size=batch)
+    return count_round(work.step, run_spec.device, work.held)["peak_bytes"]
 
 
 def test_the_epoch_peak_is_the_jobs_own_and_grows_with_the_batch(run_spec):
@@ -90,7 +90,7 @@ def test_the_epoch_peak_is_the_jobs_own_and_grows_with_the_batch(run_spec):
     from bench.measure.workloads import attention_step, release
 
     if run_spec.device.type != "cpu":
-        pytest.skip("the tracked round is the CPU's; CUDA takes the allocator's peak in every round")
+        pytest.skip("tensors are tracked on the CPU; CUDA's counted round reads the allocator's peak")
     small, large = epoch_peak(run_spec, 4), epoch_peak(run_spec, 16)
     for implementation in ("hf", "blocked"):
         attention_step(run_spec, implementation, 32, 512, 2, "forward_backward").step()

@@ -99,3 +99,31 @@ def test_si_prefixes():
     assert si(12777, "tokens/s") == "12.8k tokens/s"
     assert si(4.5e13, "FLOP/s") == "45T FLOP/s"
     assert si(12.5, "x") == "12.5 x"
+
+
+# the fast training step's counts at batch 2 (embedded model; bench/measure/counts.py)
+EXACT = {"flops": 1_835_925_504, "saved_bytes": 20_827_652, "peak_bytes": 31_362_412, "op_calls": 1596}
+
+
+def test_the_exact_counts_of_a_round_follow_the_figures_and_graph_breaks_when_compiled():
+    extra = {"samples_per_s": 53.3, "tokens_per_s": 27290.0, "batch_size": 2, "seq_len": 256}
+    compiled = {**EXACT, "graph_breaks": 3, "unique_graphs": 4, "recompiles": 0}
+    eager, under_compile, epoch, bare = summary_lines(
+        [
+            Measured("test_train_step_fast", "train step", 0.0375, {**extra, "exact": EXACT}),
+            Measured("test_train_step_fast[compiled]", "train step", 0.04, {**extra, "exact": compiled}),
+            Measured("test_epoch_slice_throughput", "epoch slice", 0.8, {**EPOCH, "exact": EXACT}),
+            Measured("test_calibration", None, 1.0, {"exact": EXACT}),  # counts and nothing else
+        ]
+    )
+    counts = "1.84G FLOPs a round, 20.8 MB saved for backward, peak 31.4 MB, 1,596 op calls"
+    assert eager.splitlines()[2:] == [f"    {counts}"]
+    assert under_compile.splitlines()[2:] == [
+        f"    {counts}",
+        "    3 graph breaks, 4 unique graphs, 0 recompiles",
+    ]
+    # the epoch's peak is its peak tensor memory already: not said twice
+    assert "1.84G FLOPs a round, 20.8 MB saved for backward, 1,596 op calls" in epoch and "31.4" not in epoch
+    assert bare == f"test_calibration\n    {counts}"
+    for entry in (eager, under_compile, epoch, bare):
+        assert max(len(line) for line in entry.splitlines()) <= 100

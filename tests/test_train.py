@@ -13,7 +13,7 @@ from torch.utils.data import DistributedSampler
 from bench.base.errors import BenchInputError
 from bench.harness.distributed import World
 from bench.harness.masking import MLMMasker
-from bench.harness.metrics import counted_flops, model_flops_per_sample, percentiles, throughputs
+from bench.harness.metrics import model_flops_per_sample, percentiles, throughputs
 from bench.harness.runner import StopRules, run_training, stop_rules
 from bench.harness.train import (
     TrainingDiverged,
@@ -26,6 +26,7 @@ from bench.harness.train import (
     train_epoch,
     train_step,
 )
+from bench.measure.counts import counted_flops
 
 
 @pytest.mark.parametrize(("n", "size"), [(10, 1), (10, 2), (11, 3), (5, 8)])

@@ -11,12 +11,7 @@ import statistics
 import pytest
 
 from bench.harness.attention import EXACT
-from bench.harness.metrics import (
-    attention_layer_flops,
-    counted_flops,
-    peak_cuda_bytes,
-    saved_bytes_for_backward,
-)
+from bench.harness.metrics import attention_layer_flops, peak_cuda_bytes
 from bench.measure.jobs import ATTENTION_ROUNDS, ATTENTION_WARMUP
 from bench.measure.sampling import Job
 from bench.measure.workloads import attention_step, matmul_size
@@ -39,7 +34,8 @@ def case_id(case: tuple[int, int, int]) -> str:
 
 def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
     """Time one layer (forward, or forward + backward) in the worker processes; here, record what it
-    did: FLOPs by formula and counted, memory saved for backward (CPU) or peak memory (CUDA)."""
+    did: FLOPs by formula and counted, memory saved for backward (the workers' counted round,
+    bench/measure/counts.py) and on CUDA the step's peak memory."""
     if params["seq_len"] % params["window"]:
         pytest.skip(f"seq_len {params['seq_len']} is not a multiple of window {params['window']}")
     sampled("attention_step", params, ATTENTION_ROUNDS, ATTENTION_WARMUP)
@@ -50,17 +46,18 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
     batch, seq_len, hidden = params["batch"], params["seq_len"], work.facts["hidden_size"]
     dense = params["implementation"] == "dense"
     useful = attention_layer_flops(batch, seq_len, hidden, None if dense else params["window"], backward)
+    exact = benchmark.extra_info.get("exact", {})  # flex's round is not counted but for its peak
     memory = (
         {"peak_cuda_bytes": peak_cuda_bytes(work.step, device)}
         if device.type == "cuda"
-        else {"saved_bytes_for_backward": saved_bytes_for_backward(work.forward)}
+        else {"saved_bytes_for_backward": exact["saved_bytes"]}
     )
     benchmark.extra_info.update(
         {**params, **work.facts},  # the facts restate hidden/heads where params give them
         dtype=run_spec.precision.name,
         tokens_per_s=batch * seq_len / median,
         useful_flops=useful,
-        counted_flops=counted_flops(work.step) if params["implementation"] != "flex" else None,
+        counted_flops=exact.get("flops"),
         achieved_flops_per_s=useful / median,
         **memory,
     )

@@ -61,26 +61,19 @@ def fast_plan(probe, run_spec, saved) -> tuple[EpochPlan, str]:
         pytest.skip(str(err))
 
 
-def peak_memory(probe, run_spec, epochs: list[dict], params: dict) -> dict:
-    """The training's peak tensor memory, its state included: on CUDA the allocator's, taken in
-    every timed round; on the CPU counted tensor by tensor (bench/measure/memory.py) in one more
-    round of the same job in one worker, never timed. The same figure whatever ran before it in the
-    worker, unlike the worker's max RSS (everything in the process, torch itself), kept beside it."""
-    if run_spec.device.type == "cuda":
-        peak, kind = max(e["peak_tensor_bytes"] for e in epochs), "cuda allocator"
-    else:
-        (facts,) = probe(Job("epoch", {**params, "track_memory": True}, rounds=1, warmup=0)).info
-        peak, kind = facts["peak_tensor_bytes"], "tracked"
+def peak_memory(run_spec, epochs: list[dict], exact: dict) -> dict:
+    """The training's peak tensor memory, its state included, from the workers' counted round
+    (bench/measure/counts.py, never timed): on CUDA the allocator's, on the CPU counted tensor by
+    tensor. The same figure whatever ran before it in the worker, unlike the worker's max RSS
+    (everything in the process, torch itself), kept beside it."""
     return {
-        "peak_tensor_bytes": peak,
-        "peak_tensor_kind": kind,
+        "peak_tensor_bytes": exact["peak_bytes"],
+        "peak_tensor_kind": "cuda allocator" if run_spec.device.type == "cuda" else "tracked",
         "process_max_rss_bytes": max(e["process_max_rss_bytes"] for e in epochs),
     }
 
 
-def record_epochs(
-    sampled, probe, benchmark, run_spec, data_path: str, plan: EpochPlan, planned: str = ""
-) -> None:
+def record_epochs(sampled, benchmark, run_spec, data_path: str, plan: EpochPlan, planned: str = "") -> None:
     """Sample whole epochs (or slices of `plan.max_samples`) and file FlagPerf's throughputs over
     them (and, for the fast form, where its plan was chosen: `planned`)."""
     what = plan.describe(run_spec.train.n_samples, run_spec.batch_size)
@@ -106,7 +99,7 @@ def record_epochs(
         **summary,
         tokens_per_s=summary["p_train"] * run_spec.seq_len,
         **efficiency(summary["p_core"], flops, peak),
-        **peak_memory(probe, run_spec, epochs, plan.params(data_path)),
+        **peak_memory(run_spec, epochs, benchmark.extra_info["exact"]),
         eval_accuracy=[e["accuracy"] for e in epochs],
         final_loss=epochs[-1]["record"].losses[-1],
         **({"planned": planned} if planned else {}),
@@ -118,14 +111,14 @@ def test_epoch_slice_throughput(sampled, probe, benchmark, run_spec, saved_row):
     """The suite's data path, each round the first batches of an epoch and of the eval set, as many
     as the fast profile's budget allows (see fast_plan)."""
     plan, planned = fast_plan(probe, run_spec, saved_row)
-    record_epochs(sampled, probe, benchmark, run_spec, "device", plan, planned)
+    record_epochs(sampled, benchmark, run_spec, "device", plan, planned)
 
 
-def test_epoch_throughput(sampled, probe, benchmark, run_spec):
+def test_epoch_throughput(sampled, benchmark, run_spec):
     """The suite's data path (whole epochs over all worker processes summed into one summary)."""
-    record_epochs(sampled, probe, benchmark, run_spec, "device", EpochPlan(0, EPOCH_ROUNDS, 0))
+    record_epochs(sampled, benchmark, run_spec, "device", EpochPlan(0, EPOCH_ROUNDS, 0))
 
 
-def test_epoch_throughput_flagperf_path(sampled, probe, benchmark, run_spec):
+def test_epoch_throughput_flagperf_path(sampled, benchmark, run_spec):
     """FlagPerf's data path, beside the suite's in full runs (it costs too much for the fast profile)."""
-    record_epochs(sampled, probe, benchmark, run_spec, "flagperf", EpochPlan(0, EPOCH_ROUNDS, 0))
+    record_epochs(sampled, benchmark, run_spec, "flagperf", EpochPlan(0, EPOCH_ROUNDS, 0))

@@ -17,6 +17,7 @@ sides' timed rounds and their calibration rounds), at least the benchmark's own.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import shutil
 import statistics
@@ -35,6 +36,7 @@ from bench.measure.sampling import (
     Server,
     Side,
     WorkerFailed,
+    agreed_counts,
     schedule,
 )
 
@@ -67,6 +69,12 @@ class Pair:
 
     jobs: dict[str, Job]
     samples: dict[str, list[ProcessSample]]
+
+    def exact(self, name: str) -> dict[str, dict[str, int]]:
+        """Each side's exact counts of a round, `{"baseline": {...}, "candidate": {...}}` (a side
+        that counted nothing is left out); CountsDiffer where a side's processes disagree."""
+        counts = {side: agreed_counts(samples, f"{name} ({side})") for side, samples in self.samples.items()}
+        return {side: c for side, c in counts.items() if c is not None}
 
 
 @dataclass
@@ -151,7 +159,7 @@ class ABPool:
             CANDIDATE: [by_pid[cand.pid] for _, cand in self.pairs],
         }
         slowdown = job.slowdown if self.candidate_slowdown is None else self.candidate_slowdown
-        jobs = {BASELINE: job, CANDIDATE: Job(job.workload, job.params, job.rounds, job.warmup, slowdown)}
+        jobs = {BASELINE: job, CANDIDATE: dataclasses.replace(job, slowdown=slowdown)}
         self.last = Pair(jobs, samples)
         return samples[CANDIDATE]
 

@@ -48,6 +48,8 @@ class Job:
 
     `slowdown` is for the detector's self-tests only: it stretches every timed round by that fraction
     of the round's own time with extra work inside the timed region (bench/measure/worker.py's ExtraWork).
+    `counted`: each worker counts one untimed round exactly after its warm-up (bench/measure/counts.py);
+    a probe that only sizes a benchmark skips it.
     """
 
     workload: str
@@ -55,6 +57,7 @@ class Job:
     rounds: int
     warmup: int = 1
     slowdown: float = 0.0
+    counted: bool = True
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
@@ -67,6 +70,7 @@ class Job:
             "rounds": self.rounds,
             "warmup": self.warmup,
             "slowdown": self.slowdown,
+            "counted": self.counted,
         }
 
 
@@ -96,12 +100,14 @@ class Side:
 
 @dataclass
 class ProcessSample:
-    """One worker process's timings of one benchmark: its rounds and the calibration rounds beside them."""
+    """One worker process's timings of one benchmark: its rounds and the calibration rounds beside
+    them, and the exact counts of its counted round (None where it counted none)."""
 
     pid: int
     seconds: list[float] = field(default_factory=list)
     calibration: list[float] = field(default_factory=list)
     info: list = field(default_factory=list)
+    exact: dict[str, int] | None = None
 
     @property
     def median(self) -> float:
@@ -301,7 +307,7 @@ def schedule(
     samples: dict[int, ProcessSample] = {}
 
     def record_start(worker: Worker, answer: dict) -> None:
-        samples[worker.pid] = ProcessSample(answer["pid"])
+        samples[worker.pid] = ProcessSample(answer["pid"], exact=answer["exact"])
         tick(samples)
 
     def ask_all(
@@ -411,9 +417,35 @@ class WorkerPool:
         self.close()
 
 
-def summary(samples: list[ProcessSample], job: Job, threads: int) -> dict:
+class CountsDiffer(RuntimeError):
+    """The worker processes of one benchmark counted its round differently: the counts are not
+    deterministic, so no change of them could be told from noise."""
+
+
+def agreed_counts(samples: list[ProcessSample], name: str) -> dict[str, int] | None:
+    """The exact counts every process of benchmark `name` gave (None where none counted); a
+    CountsDiffer naming the benchmark and each key that differs, with every process's value."""
+    counted = [s for s in samples if s.exact is not None]
+    if not counted:
+        return None
+    keys = sorted({key for s in counted for key in s.exact})
+    differ = [key for key in keys if len({s.exact.get(key) for s in counted}) > 1]
+    if differ:
+        values = "; ".join(
+            f"{key}: " + ", ".join(f"{s.exact.get(key)} (process {s.pid})" for s in counted) for key in differ
+        )
+        raise CountsDiffer(
+            f"{name}: its {len(counted)} worker processes counted one round differently "
+            f"({len(differ)} of {len(keys)} keys: {values}); exact counts must not depend on the process"
+        )
+    return dict(counted[0].exact)
+
+
+def summary(samples: list[ProcessSample], job: Job, threads: int, name: str = "") -> dict:
     """What a saved result keeps about its sampling: every round and calibration round by process,
-    and per process the medians, raw and normalized (the values the comparison tests)."""
+    per process the medians, raw and normalized (the values the comparison tests), and the exact
+    counts of a round that every process agreed on (`exact`; CountsDiffer if they did not)."""
+    exact = agreed_counts(samples, name or job.describe())
     return {
         "workers": len(samples),
         "rounds_per_worker": len(samples[0].seconds) if samples else job.rounds,
@@ -425,4 +457,5 @@ def summary(samples: list[ProcessSample], job: Job, threads: int) -> dict:
         "calibration_medians": [s.calibration_median for s in samples],
         "normalized_medians": [s.normalized_median for s in samples],
         "injected_slowdown": job.slowdown,
+        **({"exact": exact} if exact is not None else {}),
     }

@@ -7,8 +7,9 @@ worker per request (a fork costs milliseconds; a fresh interpreter importing tor
 
 This file is the measuring instrument of both sides of an A/B comparison, so it is always the
 *driving* checkout's copy, run by path: the timing loop, the calibration (calibration.py beside it,
-loaded by path too) and the injected slowdown are the same on both sides, and only what is measured
-(the side's `build_spec` and workloads' `build`, on the side's torch) differs. It therefore imports
+loaded from this file's folder too), the exact counts (counts.py, likewise) and the injected
+slowdown are the same on both sides, and only what is measured (the side's `build_spec` and
+workloads' `build`, on the side's torch) differs. It therefore imports
 nothing of the suite by name but those two modules, found where the side's checkout keeps them
 (`SIDE_MODULES`: a baseline from before the layered layout keeps them at the package's top), and
 messages are builtins only (dicts, lists, floats, strings), never classes of one side's checkout.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
-import importlib.util
 import json
 import os
 import signal
@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 import traceback
+import types
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import recvfds
 
@@ -51,17 +52,23 @@ def side_module(name: str):
     raise ModuleNotFoundError(f"the side's checkout has none of {', '.join(paths)}")
 
 
-def load_calibration():
-    """calibration.py beside this file, by path: the driving checkout's yardstick on both sides."""
-    location = os.path.join(os.path.dirname(os.path.abspath(__file__)), "calibration.py")
-    spec = importlib.util.spec_from_file_location("lfbench_driver_calibration", location)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+DRIVER_PACKAGE = "lfbench_driver"
 
 
-yardstick = load_calibration()
+def driver_module(name: str):
+    """`name`.py beside this file, as a module of a package whose folder is this file's: the
+    driving checkout's yardstick (calibration.py) and counter (counts.py, which imports memory.py
+    beside it relatively), the same code on both sides, whichever checkout `bench` is."""
+    if DRIVER_PACKAGE not in sys.modules:
+        package = types.ModuleType(DRIVER_PACKAGE)
+        package.__path__ = [os.path.dirname(os.path.abspath(__file__))]
+        sys.modules[DRIVER_PACKAGE] = package
+    return importlib.import_module(f"{DRIVER_PACKAGE}.{name}")
+
+
+yardstick = driver_module("calibration")
 synchronize, Calibration = yardstick.synchronize, yardstick.Calibration
+counter = functools.cache(lambda: driver_module("counts"))  # it imports torch: not before serve() does
 
 
 class ExtraWork:
@@ -88,8 +95,11 @@ class ExtraWork:
 class TimedJob:
     """A job inside a worker: built and warmed up once, then timed one round at a time.
 
-    `job` is a message: {"workload", "params", "rounds", "warmup", "slowdown"}; `slowdown` (the
-    detector's self-tests only) stretches every timed round by that fraction of its own time."""
+    `job` is a message: {"workload", "params", "rounds", "warmup", "slowdown", "counted"};
+    `slowdown` (the detector's self-tests only) stretches every timed round by that fraction of its
+    own time. Where `counted`, one more round after the warm-up, never timed, is counted exactly
+    (`exact`: counts.py): a steady-state round (the optimizer's state exists, caches are filled),
+    in the process that times the rounds, so every process's counts can be checked to agree."""
 
     def __init__(self, spec, job: dict) -> None:
         import torch
@@ -103,6 +113,23 @@ class TimedJob:
         self.extra = ExtraWork(spec.device)
         self.calibration.seconds()  # its first round is cold (2-3x): never time that one
         self.warmup = [self.round()[:2] for _ in range(job["warmup"])]
+        self.exact = self.count() if job["counted"] else None
+
+    def count(self) -> dict[str, int] | None:
+        """The exact counts of one round: `eager_step` where the step is compiled (dispatch modes
+        and dynamo do not mix), the workload's own counts merged in; None where nothing could be
+        counted. A workload of a checkout from before `held` existed says nothing of what it
+        holds: its peak is left out. One that no dispatch mode can run (`uncounted`: flex
+        attention) gets only what needs none (on CUDA the allocator's peak)."""
+        work = self.workload
+        step = getattr(work, "eager_step", None) or work.step
+        modes = not getattr(work, "uncounted", "")
+        held = getattr(work, "held", None)
+        exact = counter().count_round(step, self.device, held, hasattr(work, "held"), modes)
+        known = getattr(work, "counts", None)
+        if known is not None:
+            exact.update(known())
+        return exact or None
 
     def round(self) -> tuple[float, float, object]:
         """(seconds of one synchronized round, seconds of one calibration round right after, facts)."""
@@ -148,7 +175,7 @@ def worker_loop(conn: Connection, spec) -> None:
                 timed = None  # free the previous job's memory first
                 release_memory(spec.device)
                 timed = TimedJob(spec, job)
-                answer = {"pid": os.getpid(), "warmup": timed.warmup}
+                answer = {"pid": os.getpid(), "warmup": timed.warmup, "exact": timed.exact}
             elif command == "round":
                 seconds, calibration, facts = timed.round()
                 answer = (seconds, calibration, facts if want_facts else None)

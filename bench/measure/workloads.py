@@ -21,7 +21,6 @@ from bench.harness.attention import layer_inputs, make_layer, use_attention
 from bench.harness.data import head, to_device
 from bench.harness.distributed import World
 from bench.harness.masking import MLMMasker
-from bench.harness.metrics import training_peak_cuda_bytes
 from bench.harness.model import build_model
 from bench.harness.runner import Trainer
 from bench.harness.spec import RunSpec
@@ -35,7 +34,7 @@ from bench.harness.train import (
     train_step,
 )
 from bench.measure.calibration import Calibration
-from bench.measure.memory import training_peak_tensor_bytes
+from bench.measure.memory import training_tensors
 
 SINGLE = World(1, 0, 0)
 
@@ -44,12 +43,34 @@ SINGLE = World(1, 0, 0)
 class Workload:
     """`step` runs one round of the measured work and returns facts about it (or None).
 
-    `forward` (where there is one) runs the forward pass alone, for memory measurements.
+    `forward` (where there is one) runs the forward pass alone, for memory measurements. For the
+    worker's counted round (bench/measure/counts.py), which reads these three with getattr (an old
+    baseline checkout's Workload lacks them): `held` gives the state alive between rounds
+    (parameters, grads, optimizer state), counted in the peak from the round's start; `eager_step`
+    is the same round without torch.compile, counted where `step` is compiled; `counts` gives exact
+    counts the workload knows itself (a compiled step's graph breaks), merged into the round's;
+    `uncounted` says why its round cannot run under the counters' dispatch modes ('': it can):
+    then only what needs none is counted (on CUDA the allocator's peak).
     """
 
     step: Callable[[], object]
     forward: Callable[[], torch.Tensor] | None = None
     facts: dict = field(default_factory=dict)
+    held: Callable[[], list[torch.Tensor]] | None = None
+    eager_step: Callable[[], object] | None = None
+    counts: Callable[[], dict[str, int]] | None = None
+    uncounted: str = ""
+
+
+def uncounted(attention: str) -> str:
+    """Why a round through `attention` cannot be counted: flex_attention is a higher-order operator
+    that no dispatch mode of the counted round can run, eager or compiled (torch 2.13's flop counter
+    and any TorchDispatchMode without a rule for it raise)."""
+    return (
+        "flex_attention runs under no dispatch mode (torch's flop counter among them)"
+        if attention == "flex"
+        else ""
+    )
 
 
 _initial_models: dict[int, torch.nn.Module] = {}
@@ -115,7 +136,12 @@ def attention_step(
                 x.grad = None
                 out.backward(upstream.to(out.dtype))
 
-    return Workload(step, forward, {"hidden_size": config.hidden_size, "heads": config.num_attention_heads})
+    def held() -> list[torch.Tensor]:  # the layer's parameters and their grads
+        parameters = list(layer.parameters())
+        return parameters + [p.grad for p in parameters if p.grad is not None]
+
+    facts = {"hidden_size": config.hidden_size, "heads": config.num_attention_heads}
+    return Workload(step, forward, facts, held=held, uncounted=uncounted(implementation))
 
 
 def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
@@ -141,10 +167,11 @@ def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 
         loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
         return {"loss": float(loss)}
 
-    return Workload(step)
+    return Workload(step, held=lambda: training_tensors(model, optimizer), uncounted=uncounted(attention))
 
 
 EPOCH_WARMUP_STEPS = 2
+COUNTED_ROUNDS = 1  # the worker's counted round (bench/measure/worker.py), after the warm-up rounds
 
 
 def epoch(
@@ -154,7 +181,6 @@ def epoch(
     max_samples: int = 0,
     warmup_steps: int = EPOCH_WARMUP_STEPS,
     batch_size: int = 0,
-    track_memory: bool = False,
 ) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
     runs them; successive rounds are successive epochs of one run, after a few untimed steps.
@@ -162,8 +188,8 @@ def epoch(
     `max_samples` > 0 caps a round at the first samples of each epoch and of the eval set (an epoch
     slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
     `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
-    On CUDA every round reports the training's peak memory (the allocator's); on the CPU only a
-    `track_memory` round does (bench/measure/memory.py, op by op: slower, so it is never timed).
+    The training's peak memory is the worker's counted round's (bench/measure/counts.py: `held` is
+    the training state), never taken in a timed round.
     """
     model = fresh_model(spec)
     if batch_size:
@@ -181,14 +207,15 @@ def epoch(
         model,
         train_set,
         eval_set,
-        steps * rounds + warmup_steps,  # the schedule's length; rounds past it train at lr 0
+        # the schedule's length, the counted round's epoch included; rounds past it train at lr 0
+        steps * (rounds + COUNTED_ROUNDS) + warmup_steps,
         data_path=data_path,
         max_steps=steps if max_samples else None,
     )
     trainer.warm_up(warmup_steps)
     done = itertools.count()
 
-    def one_round() -> dict:
+    def step() -> dict:
         start = time.perf_counter()
         record = trainer.epoch(next(done))
         accuracy = trainer.evaluate()
@@ -197,29 +224,14 @@ def epoch(
             "train_seconds": time.perf_counter() - start,
             "accuracy": accuracy.value,
             "eval_samples": eval_set.n_samples,
-        }
-
-    def step() -> dict:
-        facts: dict = {}
-        if spec.device.type == "cuda":  # the allocator's own peak, cheap enough for every round
-            peak = training_peak_cuda_bytes(
-                lambda: facts.update(one_round()), spec.device, trainer.model, trainer.optimizer
-            )
-        elif track_memory:  # the tensors' peak, counted op by op: never a timed round
-            peak = training_peak_tensor_bytes(
-                lambda: facts.update(one_round()), trainer.model, trainer.optimizer
-            )
-        else:
-            peak = None
-            facts.update(one_round())
-        return {
-            **facts,
-            "peak_tensor_bytes": peak,
             # the process's max resident set: everything in it, whatever it ran before (torch itself)
             "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
         }
 
-    return Workload(step)
+    def held() -> list[torch.Tensor]:
+        return training_tensors(trainer.model, trainer.optimizer)
+
+    return Workload(step, held=held, uncounted=uncounted(spec.attention))
 
 
 # The floor's matmul, large enough that launch, casts and syncs do not count: a 2048^3 bf16 matmul

@@ -27,7 +27,7 @@ from pathlib import Path
 from pytest_benchmark.stats import Stats
 
 from bench.base.errors import BenchInputError
-from bench.measure.ab import BASELINE, CANDIDATE
+from bench.measure.ab import BASELINE, CANDIDATE, Pair
 from bench.measure.sampling import Job, ProcessSample, summary
 from bench.verdicts.exact import NO_GATE, Compared, ExactSection, Gate, counts_of
 from bench.verdicts.stats import (
@@ -74,9 +74,12 @@ def side_json(
         jobs, samples = pairs[entry["fullname"]]
         entry = copy.deepcopy(entry)
         entry["stats"] = side_stats(samples[side])
-        sampled = summary(samples[side], jobs[side], threads)
+        sampled = summary(samples[side], jobs[side], threads, entry["fullname"])
         entry["extra_info"] = sampled if side == "baseline" else {**entry.get("extra_info", {}), **sampled}
         entry["extra_info"]["ab_side"] = side
+        exact = Pair(jobs, samples).exact(entry["fullname"])
+        if exact:  # both sides' counts in each side's file: either file says what changed
+            entry["extra_info"]["exact"] = exact
         benchmarks.append(entry)
     out["benchmarks"] = benchmarks
     return out

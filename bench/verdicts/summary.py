@@ -2,8 +2,10 @@
 
 pytest-benchmark shows time per round; a performance engineer reads throughput: samples and tokens
 per second, FLOP/s and MFU, the speedup over HF's attention at the same shape, peak memory, time
-to the target accuracy. Built from the benchmarks' extra_info alone (no torch import), one line
-per benchmark, so a saved run's JSON gives the same lines as the session that made it.
+to the target accuracy; and the exact counts of one round (FLOPs, bytes saved for backward, peak
+tensor bytes, operator calls, under torch.compile graph breaks). Built from the benchmarks'
+extra_info alone (no torch import), one entry per benchmark, so a saved run's JSON gives the same
+lines as the session that made it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,24 @@ class Measured:
     extra: dict
 
 
-def si(value: float, unit: str) -> str:
-    """3 significant digits with a k/M/G/T prefix: 12800 tokens/s -> 12.8k tokens/s."""
+def scaled(value: float) -> tuple[float, str]:
+    """`value` over its k/M/G/T factor, and the prefix."""
     for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
-            return f"{value / factor:.3g}{prefix} {unit}"
-    return f"{value:.3g} {unit}"
+            return value / factor, prefix
+    return value, ""
+
+
+def si(value: float, unit: str) -> str:
+    """3 significant digits with a k/M/G/T prefix: 12800 tokens/s -> 12.8k tokens/s."""
+    number, prefix = scaled(value)
+    return f"{number:.3g}{prefix} {unit}"
+
+
+def si_bytes(n_bytes: float) -> str:
+    """3 significant digits in bytes with a prefix: 20827652 -> 20.8 MB."""
+    number, prefix = scaled(n_bytes)
+    return f"{number:.3g} {prefix}B"
 
 
 def gigabytes(n_bytes: float) -> str:
@@ -92,8 +106,38 @@ def convergence_line(extra: dict) -> str:
     )
 
 
+# the compiled path's counts (helper `compile`'s keys), shown where a round has them
+COMPILE_COUNTS = (
+    ("graph_breaks", "graph breaks"),
+    ("unique_graphs", "unique graphs"),
+    ("recompiles", "recompiles"),
+)
+
+
+def exact_line(extra: dict) -> str | None:
+    """The exact counts of one round (the workers' counted round, bench/measure/counts.py), or
+    None for a benchmark saved without them; the peak is left out where the line has it already
+    (the epoch's peak tensor memory is the same count)."""
+    exact = extra.get("exact")
+    if not isinstance(exact, dict) or "flops" not in exact:
+        return None
+    parts = [f"{si(exact['flops'], 'FLOPs')} a round", f"{si_bytes(exact['saved_bytes'])} saved for backward"]
+    if "peak_bytes" in exact and "peak_tensor_bytes" not in extra:
+        parts.append(f"peak {si_bytes(exact['peak_bytes'])}")
+    parts.append(f"{exact['op_calls']:,} op calls")
+    compiled = [f"{exact[key]} {label}" for key, label in COMPILE_COUNTS if key in exact]
+    return "; ".join([", ".join(parts), *([", ".join(compiled)] if compiled else [])])
+
+
 def line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
-    """The figures of one benchmark, or None for a benchmark with nothing beyond its time."""
+    """The figures of one benchmark and its exact counts, or None for a benchmark with nothing
+    beyond its time."""
+    figures = [text for text in (timed_line(measured, hf_medians), exact_line(measured.extra)) if text]
+    return "; ".join(figures) or None
+
+
+def timed_line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
+    """The figures of one benchmark's timed rounds, or None where it has none beyond its time."""
     extra = measured.extra
     if "p_whole" in extra:
         return epoch_line(extra)
