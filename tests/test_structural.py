@@ -10,7 +10,10 @@ it counts the same as before. The injections are patched in and restored in this
 from __future__ import annotations
 
 import collections
+import contextlib
 import importlib.util
+import io
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +29,7 @@ from bench.harness.metrics import saved_bytes_for_backward
 from bench.measure.jobs import FAST_BATCHES
 from bench.measure.memory import peak_tensor_bytes
 from bench.measure.workloads import fresh_model, training_step
+from bench.verdicts.notation import WIDTH
 
 FOLDER = Path(__file__).resolve().parents[1] / "scripts" / "structural"
 _spec = importlib.util.spec_from_file_location("lfbench_structural", FOLDER / "sitecustomize.py")
@@ -224,3 +228,116 @@ def test_an_unknown_name_stops_the_interpreter_naming_the_variable():
     assert run.stdout == ""
     assert "LFBENCH_STRUCTURAL=item,graph-break: unknown injection 'graph-break'" in run.stderr
     assert "expected a comma list of saved-activation, item, mlm-matmul" in run.stderr
+
+
+_spec = importlib.util.spec_from_file_location("lfbench_sessions", FOLDER / "sessions.py")
+sessions = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(sessions)
+
+STEP = "bench/benchmarks/test_train_step.py::test_train_step_fast"
+COUNTS = {"flops": 1835925504, "saved_bytes": 23361540, "peak_bytes": 60000000, "op_calls": 9000}
+INJECTED = {**COUNTS, "saved_bytes": 25458692, "peak_bytes": 62097152, "op_calls": 9006}
+
+
+class FakeAb:
+    """Stands for `python -m bench ab`: prints `result` (ab's --format json) and keeps what it was given."""
+
+    def __init__(self, result: dict, code: int = 0) -> None:
+        self.result, self.code, self.calls = result, code, []
+
+    def __call__(self, command, env, stdout, stderr, cwd):
+        self.calls.append((command, env))
+        stdout.write(json.dumps(self.result))
+        return subprocess.CompletedProcess(command, self.code)
+
+
+def ab_result(tmp_path, exact_in_row: bool, baseline=COUNTS, candidate=INJECTED) -> dict:
+    """ab's JSON for one row; its exact counts in the row, or in the saved pair's files (`pair`)."""
+    row = {"benchmark": STEP, "verdict": "no change", "ratio": 1.004}
+    if exact_in_row:
+        return {
+            "pair": None,
+            "benchmarks": [{**row, "exact": {"baseline": baseline, "candidate": candidate}}],
+        }
+    for side, counts in (("baseline", baseline), ("candidate", candidate)):
+        entry = {"fullname": STEP, "extra_info": {} if counts is None else {"exact": counts}}
+        (tmp_path / f"{side}.json").write_text(json.dumps({"benchmarks": [entry]}))
+    return {"pair": str(tmp_path), "benchmarks": [row]}
+
+
+def run_sessions(tmp_path, fake: FakeAb, *args: str) -> tuple[int, list[str]]:
+    out = tmp_path / "sessions"
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        code = sessions.main([*args, "--out", str(out), "-m", "pr"], run=fake)
+    lines = printed.getvalue().splitlines()
+    assert lines[1] == f"their JSON and logs in {out}"
+    assert all(len(line) <= WIDTH for line in lines[2:])
+    return code, lines[2:]
+
+
+@pytest.mark.parametrize("exact_in_row", [True, False])
+def test_sessions_name_the_exact_count_that_changed_and_the_timing_verdict(tmp_path, exact_in_row):
+    fake = FakeAb(ab_result(tmp_path, exact_in_row))
+    code, lines = run_sessions(tmp_path, fake, "2", "saved-activation")
+    assert code == 0
+    line = "train_step_fast: saved_bytes 23361540 -> 25458692 (+8.98%), 2 more; timing no change +0.4%"
+    assert lines == [
+        f"1/2 {line}",
+        f"2/2 {line}",
+        "LFBENCH_STRUCTURAL=saved-activation: 2 sessions, 2 rows",
+        "an exact change in 2 rows, none in 0, no counts in 0",
+        "timing verdicts: 2 no change",
+    ]
+    command, env = fake.calls[0]
+    assert command[2:] == [
+        "bench",
+        "ab",
+        "--format",
+        "json",
+        "--baseline-env",
+        "LFBENCH_STRUCTURAL=",
+        "-m",
+        "pr",
+    ]
+    assert env["LFBENCH_STRUCTURAL"] == "saved-activation"
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == str(FOLDER)
+
+
+def test_same_code_sessions_run_against_head_with_nothing_injected(tmp_path, monkeypatch):
+    monkeypatch.setenv("LFBENCH_STRUCTURAL", "item")  # left over in the shell: not passed on
+    fake = FakeAb(ab_result(tmp_path, True, candidate=COUNTS))
+    code, lines = run_sessions(tmp_path, fake, "1", "none")
+    assert code == 0
+    assert lines[:3] == [
+        "1/1 train_step_fast: no exact change; timing no change +0.4%",
+        "same code: 1 sessions, 1 rows",
+        "an exact change in 0 rows, none in 1, no counts in 0",
+    ]
+    command, env = fake.calls[0]
+    assert command[2:] == ["bench", "ab", "--format", "json", "--baseline-ref", "HEAD", "-m", "pr"]
+    assert "LFBENCH_STRUCTURAL" not in env
+
+
+def test_an_ab_without_exact_counts_or_that_failed_is_said_so(tmp_path):
+    code, lines = run_sessions(tmp_path, FakeAb(ab_result(tmp_path, False, baseline=None)), "1", "item")
+    assert code == 0
+    assert lines[0] == "1/1 train_step_fast: no exact counts in ab's output; timing no change +0.4%"
+    code, lines = run_sessions(tmp_path, FakeAb({}, code=2), "1", "item")
+    assert code == 0
+    assert lines[0] == "1/1 ab exited with code 2: see 1-of-1.log in the output folder"
+    assert lines[-1] == "timing verdicts: 1 failed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["0", "item"], "N '0': expected a positive integer"),
+        (["2", "item,nan"], "LFBENCH_STRUCTURAL=item,nan: unknown injection 'nan'"),
+        (["2", ","], "INJECTION ',': name an injection, or `none` for same-code sessions"),
+    ],
+)
+def test_sessions_refuse_bad_arguments_before_any_session(tmp_path, capsys, args, message):
+    fake = FakeAb({})
+    assert sessions.main([*args, "--out", str(tmp_path)], run=fake) == 2
+    assert message in capsys.readouterr().err
+    assert fake.calls == []
