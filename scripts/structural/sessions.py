@@ -35,7 +35,7 @@ FOLDER = Path(__file__).resolve().parent
 ROOT = FOLDER.parents[1]
 SAME_CODE = "none"
 VARIABLE = "LFBENCH_STRUCTURAL"
-# the count a line names when several moved: compile's first, then memory's, then work's
+# the count a line names when several moved: compile's, then FLOPs, memory, operator calls
 EXACT_ORDER = (
     "graph_breaks",
     "unique_graphs",
