@@ -34,6 +34,7 @@ MARK = "lfbench_structural"  # set on every patched method: the injection's name
 
 
 def with_saved_ones(module) -> tuple[type, Callable]:
+    """`saved-activation`: the class to patch and its new forward."""
     original = module.LongformerIntermediate.forward
 
     def forward(self, hidden_states):
@@ -44,6 +45,7 @@ def with_saved_ones(module) -> tuple[type, Callable]:
 
 
 def with_item(module) -> tuple[type, Callable]:
+    """`item`: the class to patch and its new forward."""
     original = module.LongformerLayer.forward
 
     def forward(self, hidden_states, *args, **kwargs):
@@ -54,6 +56,7 @@ def with_item(module) -> tuple[type, Callable]:
 
 
 def with_identity_matmul(module) -> tuple[type, Callable]:
+    """`mlm-matmul`: the class to patch and its new forward."""
     original = module.LongformerLMHead.forward
 
     def forward(self, features, **kwargs):
@@ -126,6 +129,8 @@ class PatchOnImport(importlib.abc.MetaPathFinder):
             return None
         sys.meta_path.remove(self)  # once, and so that the real finders find it
         spec = importlib.util.find_spec(fullname)
+        if spec is None:
+            return None
         run = spec.loader.exec_module
 
         def exec_module(module) -> None:
