@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from bench.base.errors import BenchInputError
 from bench.harness.attention import use_attention
+from bench.harness.compiled import BACKEND, compile_module
 from bench.harness.data import DeviceSplit, to_device
 from bench.harness.distributed import World, all_reduce_sum, wrap
 from bench.harness.fingerprint import fingerprint_id, machine_fingerprint
@@ -80,7 +81,8 @@ class Trainer:
     """One training run's state: the model and its optimizer, schedule, scaler and maskers.
 
     `epoch` trains one epoch through the chosen data path; `evaluate` measures accuracy. The
-    throughput benchmark and `run_training` both drive one.
+    throughput benchmark and `run_training` both drive one. Under `--compile` the steps train
+    `compiled`, the model under torch.compile; evaluation runs eager.
     """
 
     spec: RunSpec
@@ -93,6 +95,7 @@ class Trainer:
     data_path: str = "device"
     reshuffle: bool = True
     max_steps: int | None = None
+    backend: str | Callable = BACKEND  # torch.compile's, under --compile (the tests' aot_eager)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -103,23 +106,31 @@ class Trainer:
         self.eval_masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed + 1)
         if self.data_path == "flagperf":
             collator(spec.model_dir)  # load the tokenizer now, not inside the first timed epoch
+        compiled = spec.compile != "off"
+        self.compiled = compile_module(self.model, spec.compile, self.backend) if compiled else self.model
 
-    def epoch(self, epoch: int) -> EpochRecord:
+    def epoch(self, epoch: int, eager: bool = False) -> EpochRecord:
+        """One epoch's training; `eager`: through the model itself even under --compile."""
         spec, world = self.spec, self.world
         order = epoch_order(self.train_set.n_samples, spec.seed, epoch, world, self.reshuffle)
         batches = epoch_batches(spec, self.train_set, order, self.masker, world, self.data_path)
-        return self.train(itertools.islice(batches, self.max_steps), epoch)
+        return self.train(itertools.islice(batches, self.max_steps), epoch, self.model if eager else None)
 
-    def warm_up(self, steps: int) -> None:
-        """A few untimed steps on the device path (another order), so first-call costs stay out."""
+    def warm_up(self, steps: int, eager: bool = False) -> None:
+        """A few untimed steps on the device path (another order), so first-call costs stay out;
+        `eager`: through the model itself even under --compile (the compile latency's baseline)."""
+        self.train(itertools.islice(self.warm_up_batches(), steps), -1, self.model if eager else None)
+
+    def warm_up_batches(self) -> Iterator[Batch]:
         order = epoch_order(self.train_set.n_samples, self.spec.seed + 1, 0, self.world)
-        batches = device_batches(self.train_set, order, self.spec.batch_size, self.masker, self.world)
-        self.train(itertools.islice(batches, steps), epoch=-1)
+        return device_batches(self.train_set, order, self.spec.batch_size, self.masker, self.world)
 
-    def train(self, batches: Iterable[Batch], epoch: int) -> EpochRecord:
+    def train(
+        self, batches: Iterable[Batch], epoch: int, model: torch.nn.Module | None = None
+    ) -> EpochRecord:
         spec = self.spec
         return train_epoch(
-            self.model,
+            model or self.compiled,
             self.optimizer,
             self.scheduler,
             batches,

@@ -18,6 +18,17 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.harness.attention import layer_inputs, make_layer, use_attention
+from bench.harness.compiled import (
+    BACKEND,
+    COMPILE_ROUNDS,
+    PARITY_TOLERANCE,
+    compile_counts,
+    compile_facts,
+    compile_module,
+    compile_seconds,
+    parity,
+    reset_counts,
+)
 from bench.harness.data import head, to_device
 from bench.harness.distributed import World
 from bench.harness.masking import MLMMasker
@@ -26,6 +37,7 @@ from bench.harness.model import build_model
 from bench.harness.runner import Trainer
 from bench.harness.spec import RunSpec
 from bench.harness.train import (
+    Batch,
     device_batches,
     epoch_order,
     make_grad_scaler,
@@ -44,12 +56,18 @@ SINGLE = World(1, 0, 0)
 class Workload:
     """`step` runs one round of the measured work and returns facts about it (or None).
 
-    `forward` (where there is one) runs the forward pass alone, for memory measurements.
+    `forward` (where there is one) runs the forward pass alone, for memory measurements. `held`
+    returns the state alive between rounds (parameters, gradients, optimizer state); under
+    torch.compile `eager_step` is the same round without it (for counting: dispatch modes and dynamo
+    do not mix) and `counts` what dynamo counted (bench/harness/compiled.py).
     """
 
     step: Callable[[], object]
     forward: Callable[[], torch.Tensor] | None = None
     facts: dict = field(default_factory=dict)
+    held: Callable[[], list[torch.Tensor]] | None = None
+    eager_step: Callable[[], object] | None = None
+    counts: Callable[[], dict[str, int]] | None = None
 
 
 _initial_models: dict[int, torch.nn.Module] = {}
@@ -81,6 +99,61 @@ def fresh_model(spec: RunSpec) -> torch.nn.Module:
     return model
 
 
+def checked_compile(
+    module: torch.nn.Module,
+    loss_of: Callable[[torch.nn.Module], torch.Tensor],
+    spec: RunSpec,
+    mode: str,
+    backend: str | Callable,
+) -> dict:
+    """Before a compiled workload's first round: the parity check (a failure fails the job), then
+    dynamo's caches and counts reset, so that the job counts its own graphs."""
+    checked = parity(module, loss_of, mode, PARITY_TOLERANCE[spec.precision.name], backend)
+    reset_counts()
+    return checked
+
+
+def with_compile_facts(
+    work: Workload, compiled: Callable[[], object], seconds: float, checked: dict, mode: str
+) -> Workload:
+    """`work` with its rounds run by `compiled`, each round's facts carrying the compile's
+    (bench/harness/compiled.py `compile_facts`), and `work`'s own round as the eager one."""
+
+    def step() -> dict:
+        return {**(compiled() or {}), **compile_facts(seconds, checked, mode)}
+
+    return dataclasses.replace(work, step=step, eager_step=work.step, counts=compile_counts)
+
+
+def under_compile(
+    work: Workload,
+    step_with: Callable[[torch.nn.Module], Callable[[], object]],
+    module: torch.nn.Module,
+    loss_of: Callable[[torch.nn.Module], torch.Tensor],
+    spec: RunSpec,
+    mode: str,
+    backend: str | Callable,
+) -> Workload:
+    """`work` with its round run by `step_with(module compiled)`, checked, and its compile latency
+    taken over the first rounds."""
+    checked = checked_compile(module, loss_of, spec, mode, backend)
+    compiled = step_with(compile_module(module, mode, backend))
+    seconds = compile_seconds(work.step, compiled, spec.device)
+    return with_compile_facts(work, compiled, seconds, checked, mode)
+
+
+def masked_lm_loss(spec: RunSpec, batch: Batch) -> Callable[[torch.nn.Module], torch.Tensor]:
+    """The training step's loss of `batch`, for the parity check."""
+
+    def loss_of(model: torch.nn.Module) -> torch.Tensor:
+        with spec.precision.matmul_mode(), spec.precision.active(spec.device):
+            return model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            ).loss
+
+    return loss_of
+
+
 def attention_step(
     spec: RunSpec,
     implementation: str,
@@ -90,9 +163,12 @@ def attention_step(
     passes: str,
     hidden: int = 0,
     heads: int = 0,
+    compile_mode: str = "",
+    backend: str | Callable = BACKEND,
 ) -> Workload:
     """One self-attention layer of the model's dimensions (or `hidden`/`heads`), forward or
-    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads)."""
+    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads);
+    the layer under torch.compile in `compile_mode` (default: the run's)."""
     config = copy.deepcopy(spec.config)
     if hidden:
         config.hidden_size, config.num_attention_heads = hidden, heads
@@ -103,25 +179,52 @@ def attention_step(
     x.requires_grad_(backward)
     upstream = torch.randn(batch, seq_len, config.hidden_size, device=device)
 
-    def forward() -> torch.Tensor:
-        with precision.active(device):
-            return layer(x, **kwargs)[0]
+    def forward_with(module: torch.nn.Module) -> Callable[[], torch.Tensor]:
+        def forward() -> torch.Tensor:
+            with precision.active(device):
+                return module(x, **kwargs)[0]
 
-    def step() -> None:
-        with precision.matmul_mode():  # the backward's matmuls too
-            out = forward()
-            if backward:
-                layer.zero_grad(set_to_none=True)
-                x.grad = None
-                out.backward(upstream.to(out.dtype))
+        return forward
 
-    return Workload(step, forward, {"hidden_size": config.hidden_size, "heads": config.num_attention_heads})
+    def step_with(module: torch.nn.Module) -> Callable[[], None]:
+        forward = forward_with(module)
+
+        def step() -> None:
+            with precision.matmul_mode():  # the backward's matmuls too
+                out = forward()
+                if backward:
+                    module.zero_grad(set_to_none=True)
+                    x.grad = None
+                    out.backward(upstream.to(out.dtype))
+
+        return step
+
+    facts = {"hidden_size": config.hidden_size, "heads": config.num_attention_heads}
+    work = Workload(step_with(layer), forward_with(layer), facts)
+    mode = compile_mode or spec.compile
+    if mode == "off":
+        return work
+
+    def loss_of(module: torch.nn.Module) -> torch.Tensor:
+        with precision.matmul_mode(), precision.active(device):
+            return (module(x.detach().requires_grad_(), **kwargs)[0].float() * upstream).sum()
+
+    return under_compile(work, step_with, layer, loss_of, spec, mode, backend)
 
 
-def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
+def training_step(
+    spec: RunSpec,
+    attention: str,
+    rounds: int,
+    batch_size: int = 0,
+    compile_mode: str = "",
+    backend: str | Callable = BACKEND,
+) -> Workload:
     """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches, with
     every self-attention layer swapped to `attention` (same weights, same function); `batch_size`
-    > 0 trains at that batch instead of the run's (the fast profile's step)."""
+    > 0 trains at that batch instead of the run's (the fast profile's step); the model under
+    torch.compile in `compile_mode` (default: the run's)."""
+    mode = compile_mode or spec.compile
     model = fresh_model(spec)
     if batch_size:
         spec = dataclasses.replace(spec, batch_size=batch_size)
@@ -134,14 +237,21 @@ def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 
     )
     cycle = itertools.cycle(batches)
     optimizer = make_optimizer(model)
-    scheduler = make_scheduler(optimizer, total_steps=rounds + 1)
+    compile_rounds = 2 * COMPILE_ROUNDS if mode != "off" else 0  # the compile latency's, eager and compiled
+    scheduler = make_scheduler(optimizer, total_steps=rounds + compile_rounds + 1)
     scaler = make_grad_scaler(spec.precision, spec.device)
 
-    def step() -> dict:
-        loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
-        return {"loss": float(loss)}
+    def step_with(module: torch.nn.Module) -> Callable[[], dict]:
+        def step() -> dict:
+            loss = train_step(module, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
+            return {"loss": float(loss)}
 
-    return Workload(step)
+        return step
+
+    work = Workload(step_with(model))
+    if mode == "off":
+        return work
+    return under_compile(work, step_with, model, masked_lm_loss(spec, batches[0]), spec, mode, backend)
 
 
 EPOCH_WARMUP_STEPS = 2
@@ -155,6 +265,7 @@ def epoch(
     warmup_steps: int = EPOCH_WARMUP_STEPS,
     batch_size: int = 0,
     track_memory: bool = False,
+    backend: str | Callable = BACKEND,
 ) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
     runs them; successive rounds are successive epochs of one run, after a few untimed steps.
@@ -164,6 +275,7 @@ def epoch(
     `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
     On CUDA every round reports the training's peak memory (the allocator's); on the CPU only a
     `track_memory` round does (bench/measure/memory.py, op by op: slower, so it is never timed).
+    Under --compile the steps train the compiled model; the compile latency is taken on warm-up steps.
     """
     model = fresh_model(spec)
     if batch_size:
@@ -175,22 +287,32 @@ def epoch(
     steps = steps_per_epoch(train_set.n_samples, spec.batch_size, SINGLE)
     if max_samples:
         steps = min(steps, steps_per_epoch(max_samples, spec.batch_size, SINGLE))
+    compiled = spec.compile != "off"
+    compile_steps = 2 * COMPILE_ROUNDS if compiled else 0  # the compile latency's, eager and compiled
     trainer = Trainer(
         spec,
         SINGLE,
         model,
         train_set,
         eval_set,
-        steps * rounds + warmup_steps,  # the schedule's length; rounds past it train at lr 0
+        steps * rounds + warmup_steps + compile_steps,  # the schedule; rounds past it train at lr 0
         data_path=data_path,
         max_steps=steps if max_samples else None,
+        backend=backend,
     )
-    trainer.warm_up(warmup_steps)
+    trainer.warm_up(warmup_steps, eager=True)  # eager: under --compile the parity check comes first
+    if compiled:
+        checked = checked_compile(
+            trainer.model, masked_lm_loss(spec, next(trainer.warm_up_batches())), spec, spec.compile, backend
+        )
+        seconds = compile_seconds(
+            lambda: trainer.warm_up(1, eager=True), lambda: trainer.warm_up(1), spec.device
+        )
     done = itertools.count()
 
-    def one_round() -> dict:
+    def one_round(eager: bool) -> dict:
         start = time.perf_counter()
-        record = trainer.epoch(next(done))
+        record = trainer.epoch(next(done), eager)
         accuracy = trainer.evaluate()
         return {
             "record": record,
@@ -199,27 +321,35 @@ def epoch(
             "eval_samples": eval_set.n_samples,
         }
 
-    def step() -> dict:
-        facts: dict = {}
-        if spec.device.type == "cuda":  # the allocator's own peak, cheap enough for every round
-            peak = training_peak_cuda_bytes(
-                lambda: facts.update(one_round()), spec.device, trainer.model, trainer.optimizer
-            )
-        elif track_memory:  # the tensors' peak, counted op by op: never a timed round
-            peak = training_peak_tensor_bytes(
-                lambda: facts.update(one_round()), trainer.model, trainer.optimizer
-            )
-        else:
-            peak = None
-            facts.update(one_round())
-        return {
-            **facts,
-            "peak_tensor_bytes": peak,
-            # the process's max resident set: everything in it, whatever it ran before (torch itself)
-            "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        }
+    def round_of(eager: bool) -> Callable[[], dict]:
+        """A round through the model itself (`eager`) or, under --compile, the compiled one."""
 
-    return Workload(step)
+        def step() -> dict:
+            facts: dict = {}
+            if spec.device.type == "cuda":  # the allocator's own peak, cheap enough for every round
+                peak = training_peak_cuda_bytes(
+                    lambda: facts.update(one_round(eager)), spec.device, trainer.model, trainer.optimizer
+                )
+            elif track_memory:  # the tensors' peak, counted op by op (eager): never a timed round
+                peak = training_peak_tensor_bytes(
+                    lambda: facts.update(one_round(True)), trainer.model, trainer.optimizer
+                )
+            else:
+                peak = None
+                facts.update(one_round(eager))
+            return {
+                **facts,
+                "peak_tensor_bytes": peak,
+                # the process's max resident set: everything in it, whatever it ran before (torch itself)
+                "process_max_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+            }
+
+        return step
+
+    work = Workload(round_of(eager=True))
+    if not compiled:
+        return work
+    return with_compile_facts(work, round_of(eager=False), seconds, checked, spec.compile)
 
 
 # The floor's matmul, large enough that launch, casts and syncs do not count: a 2048^3 bf16 matmul
