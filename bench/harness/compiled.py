@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -16,7 +17,8 @@ import torch
 from torch import nn
 
 from bench.base.errors import BenchInputError
-from bench.harness.device import synchronize
+from bench.harness.device import Precision, synchronize
+from bench.harness.train import Batch
 
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 BACKEND = "inductor"
@@ -164,6 +166,36 @@ def parity(
     return result
 
 
+def checked_compile(
+    module: nn.Module,
+    loss_of: Callable[[nn.Module], torch.Tensor],
+    precision: str,
+    mode: str,
+    backend: str | Callable = BACKEND,
+) -> dict:
+    """Before a compiled training's first step: the parity check at the precision's tolerance (a
+    failure fails the job), then dynamo's caches and counts reset, so that the training counts its
+    own graphs."""
+    checked = parity(module, loss_of, mode, PARITY_TOLERANCE[precision], backend)
+    reset_counts()
+    return checked
+
+
+def masked_lm_loss(
+    precision: Precision, device: torch.device, batch: Batch
+) -> Callable[[nn.Module], torch.Tensor]:
+    """The training step's loss of `batch` (its forward as bench/harness/train.py runs it), for the
+    parity check."""
+
+    def loss_of(model: nn.Module) -> torch.Tensor:
+        with precision.matmul_mode(), precision.active(device):
+            return model(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
+            ).loss
+
+    return loss_of
+
+
 def compile_facts(seconds: float, checked: dict, mode: str) -> dict:
     """What a compiled round reports beside its own facts: the mode, the compile latency, the parity
     check and the recompiles so far (counted at the round's end)."""
@@ -181,10 +213,9 @@ def compile_extra_info(facts: list[dict]) -> dict:
     compiled = [f for f in facts if f and "compile_seconds" in f]
     if not compiled:
         return {}
-    seconds = sorted(f["compile_seconds"] for f in compiled)
     return {
         "compile": compiled[0]["compile"],
-        "compile_seconds": seconds[len(seconds) // 2],
+        "compile_seconds": statistics.median(f["compile_seconds"] for f in compiled),
         "recompile_reasons": sorted({r for f in compiled for r in f["recompile_reasons"]}),
         "parity": max((f["parity"] for f in compiled), key=lambda p: p["grad_rel"]),
     }

@@ -20,7 +20,14 @@ from tqdm.auto import tqdm
 
 from bench.base.errors import BenchInputError
 from bench.harness.attention import use_attention
-from bench.harness.compiled import BACKEND, compile_module
+from bench.harness.compiled import (
+    BACKEND,
+    checked_compile,
+    compile_counts,
+    compile_module,
+    masked_lm_loss,
+    recompile_reasons,
+)
 from bench.harness.data import DeviceSplit, to_device
 from bench.harness.distributed import World, all_reduce_sum, wrap
 from bench.harness.fingerprint import fingerprint_id, machine_fingerprint
@@ -205,6 +212,7 @@ def run_training(
         "seq_len": spec.seq_len,
         "dtype": precision.name,
         "attention": spec.attention,
+        "compile": spec.compile,
         "data_path": data_path,
         "reshuffle_each_epoch": reshuffle,
         "init": spec.init,
@@ -225,10 +233,16 @@ def run_training(
     epochs: list[EpochRecord] = []
     bar = tqdm(total=n_epochs, desc="train", unit="epoch", disable=not (progress and world.is_main))
     try:
-        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
+        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed).to(device)
         use_attention(model, spec.attention)
-        model = wrap(model.to(device), world, device)
         train_set = to_device(spec.train, device)
+        if spec.compile != "off":  # compiled against eager on a first batch, before any training
+            masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, device, spec.seed + 2)
+            first = next(device_batches(train_set, list(range(train_set.n_samples)), size, masker, world))
+            record["parity"] = checked_compile(
+                model, masked_lm_loss(precision, device, first), precision.name, spec.compile
+            )
+        model = wrap(model, world, device)
         steps = steps_per_epoch(train_set.n_samples, size, world)
         if max_steps is not None:
             steps = min(steps, max_steps)
@@ -278,6 +292,8 @@ def run_training(
                 break
         train_seconds = time.perf_counter() - train_start
         record.update(summarize(epochs, train_seconds))
+        if spec.compile != "off":  # what dynamo counted over the whole run (its compile is in the time)
+            record.update(compile_counts=compile_counts(), recompile_reasons=recompile_reasons())
         record.update(
             **efficiency(
                 record["p_core"],

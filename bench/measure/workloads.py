@@ -21,13 +21,12 @@ from bench.harness.attention import layer_inputs, make_layer, use_attention
 from bench.harness.compiled import (
     BACKEND,
     COMPILE_ROUNDS,
-    PARITY_TOLERANCE,
+    checked_compile,
     compile_counts,
     compile_facts,
     compile_module,
     compile_seconds,
-    parity,
-    reset_counts,
+    masked_lm_loss,
 )
 from bench.harness.data import head, to_device
 from bench.harness.distributed import World
@@ -37,7 +36,6 @@ from bench.harness.model import build_model
 from bench.harness.runner import Trainer
 from bench.harness.spec import RunSpec
 from bench.harness.train import (
-    Batch,
     device_batches,
     epoch_order,
     make_grad_scaler,
@@ -99,20 +97,6 @@ def fresh_model(spec: RunSpec) -> torch.nn.Module:
     return model
 
 
-def checked_compile(
-    module: torch.nn.Module,
-    loss_of: Callable[[torch.nn.Module], torch.Tensor],
-    spec: RunSpec,
-    mode: str,
-    backend: str | Callable,
-) -> dict:
-    """Before a compiled workload's first round: the parity check (a failure fails the job), then
-    dynamo's caches and counts reset, so that the job counts its own graphs."""
-    checked = parity(module, loss_of, mode, PARITY_TOLERANCE[spec.precision.name], backend)
-    reset_counts()
-    return checked
-
-
 def with_compile_facts(
     work: Workload, compiled: Callable[[], object], seconds: float, checked: dict, mode: str
 ) -> Workload:
@@ -136,22 +120,10 @@ def under_compile(
 ) -> Workload:
     """`work` with its round run by `step_with(module compiled)`, checked, and its compile latency
     taken over the first rounds."""
-    checked = checked_compile(module, loss_of, spec, mode, backend)
+    checked = checked_compile(module, loss_of, spec.precision.name, mode, backend)
     compiled = step_with(compile_module(module, mode, backend))
     seconds = compile_seconds(work.step, compiled, spec.device)
     return with_compile_facts(work, compiled, seconds, checked, mode)
-
-
-def masked_lm_loss(spec: RunSpec, batch: Batch) -> Callable[[torch.nn.Module], torch.Tensor]:
-    """The training step's loss of `batch`, for the parity check."""
-
-    def loss_of(model: torch.nn.Module) -> torch.Tensor:
-        with spec.precision.matmul_mode(), spec.precision.active(spec.device):
-            return model(
-                input_ids=batch.input_ids, attention_mask=batch.attention_mask, labels=batch.labels
-            ).loss
-
-    return loss_of
 
 
 def attention_step(
@@ -251,7 +223,9 @@ def training_step(
     work = Workload(step_with(model))
     if mode == "off":
         return work
-    return under_compile(work, step_with, model, masked_lm_loss(spec, batches[0]), spec, mode, backend)
+    return under_compile(
+        work, step_with, model, masked_lm_loss(spec.precision, spec.device, batches[0]), spec, mode, backend
+    )
 
 
 EPOCH_WARMUP_STEPS = 2
@@ -302,9 +276,8 @@ def epoch(
     )
     trainer.warm_up(warmup_steps, eager=True)  # eager: under --compile the parity check comes first
     if compiled:
-        checked = checked_compile(
-            trainer.model, masked_lm_loss(spec, next(trainer.warm_up_batches())), spec, spec.compile, backend
-        )
+        loss_of = masked_lm_loss(spec.precision, spec.device, next(trainer.warm_up_batches()))
+        checked = checked_compile(trainer.model, loss_of, spec.precision.name, spec.compile, backend)
         seconds = compile_seconds(
             lambda: trainer.warm_up(1, eager=True), lambda: trainer.warm_up(1), spec.device
         )
