@@ -207,10 +207,10 @@ def compile_facts(seconds: float, checked: dict, mode: str) -> dict:
     }
 
 
-def compile_extra_info(facts: list[dict]) -> dict:
+def compile_extra_info(facts: list[dict] | None) -> dict:
     """extra_info of a compiled benchmark from its rounds' facts (every worker's): the median compile
     latency, every recompile reason once, the parity check farthest from eager's."""
-    compiled = [f for f in facts if f and "compile_seconds" in f]
+    compiled = [f for f in facts or [] if f and "compile_seconds" in f]
     if not compiled:
         return {}
     return {
