@@ -152,7 +152,7 @@ def test_parity_passes_for_a_faithful_compile_and_fails_a_wrong_one():
 
 
 def test_a_wrong_compiled_model_fails_the_workload(compiled_spec):
-    with pytest.raises(ParityFailed, match="torch.compile \\(mode default\\) does not match eager"):
+    with pytest.raises(ParityFailed, match=r"torch\.compile \(mode default\) does not match eager"):
         workloads.attention_step(compiled_spec, "hf", 32, 512, 2, "forward_backward", backend=scaled_by_1_01)
 
 
