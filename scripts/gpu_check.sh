@@ -2,7 +2,8 @@
 # The one command a session with a lent GPU (H100/H200) runs: the CUDA tests, longformer-base's
 # attention layer at 4096 tokens (every implementation in bf16, speedup over HF and distance from
 # the matmul floor; the speedup in fp32 too), the epoch benchmark's fast form and the training step
-# at FlagPerf's size (batch 16 x 1024, fp32 and bf16), and the embedded convergence run, on cuda:0.
+# at FlagPerf's size (batch 16 x 1024, fp32 and bf16), the embedded model's training step in bf16
+# under torch.compile (inductor, mode default), and the embedded convergence run, on cuda:0.
 #
 #   OUT=<folder> scripts/gpu_check.sh [--cpu] [--stages NAME,...] [-- PYTEST_ARGS...]
 #
@@ -20,7 +21,7 @@
 # of the benchmarks that finished; summary.txt grows after every stage (versions, each stage's exit
 # code and time, then each finished benchmark's figures), so whatever finished is kept even if the
 # whole command is cut short. No stage has run on a GPU yet: the limits are sized from what is
-# known, not measured (the device tool allows 10 minutes a command; these add up to 8 min 50 s):
+# known, not measured (the device tool allows 10 minutes a command; these add up to 9 min 25 s):
 # - setup, about 20 s, unlimited: nvidia-smi, torch's import and the card's name (~10 s), the
 #   longformer-base stand-in (fixtures/make_base.py: a config and 288 blocks of random ids, ~5 s).
 # - every pytest: importing torch and transformers, collecting, CUDA's initialization ~15 s; the
@@ -30,7 +31,7 @@
 #   Triton's imports); another process loads the same graph from inductor's on-disk cache in ~5 s.
 # - building the 148M-parameter model (random init on the host, copied to the card) ~5-10 s, once
 #   per job in each worker: a job's end drops the cached model (bench/measure/worker.py).
-# gpu-tests 140 s: 4 cold flex compiles (tests/test_attention.py: 2 shapes x fp32, bf16), 80-160
+# gpu-tests 130 s: 4 cold flex compiles (tests/test_attention.py: 2 shapes x fp32, bf16), 80-160
 #   s, the first ~40; plus ~25 s for the start, blocked against HF at 5 shapes, fixtures, masking.
 #   About 115 s expected; at 40 s a compile the last shape and the later files are cut.
 # attention-bf16 120 s, 2 workers: flex's forward and forward+backward at 4096 tokens compile
@@ -38,15 +39,22 @@
 #   (its peak-memory pass), ~20 s; the 8 other layers ~2 s each; the start ~25 s. About 110 s.
 # attention-fp32 40 s: the speedup alone (blocked and HF forward+backward, the 8192^3 matmul), no
 #   flex; ~30 s. The fp32 layer cases would add a minute the total has not got.
-# epoch-fp32 100 s, 1 worker (each job builds the model once; the plan's budget is for all workers,
+# epoch-fp32 90 s, 1 worker (each job builds the model once; the plan's budget is for all workers,
 #   so whole epochs of the 256-sample stand-in are likelier to fit it): the probe (a build, two steps at batch 1) ~10 s; the epoch
 #   plan, bounded by its estimate of at most 60 s (bench/measure/budget.py: scaled from batch 1, an
 #   overestimate), likely ~20 s; the hf and blocked steps at batch 16, ~10 s each; the start ~20 s.
-#   About 70 s expected; 110 s if the plan spends its whole bound, and then the blocked step is cut.
+#   About 70 s expected; 110 s if the plan spends its whole bound, and then the blocked step is cut
+#   (at 90 s the blocked step is cut from 90 s of plan on).
 # epoch-bf16 65 s: the epoch slice and the hf step (the blocked one ran in fp32), steps ~2x
 #   faster; about 50 s.
-# convergence 45 s: the embedded run (a 2-layer model, launch-bound steps of ~15 ms, to accuracy
+# convergence 40 s: the embedded run (a 2-layer model, launch-bound steps of ~15 ms, to accuracy
 #   0.90 in at most 40 epochs of 64 steps) and the determinism test (16 steps); about 35 s.
+# compiled-bf16 60 s, 1 worker: the embedded model's fast step (batch 16 x 256) under torch.compile,
+#   as `--compile default` trains it (bench/harness/compiled.py): two cold inductor compiles of the
+#   2-layer model, the parity check's (eval mode) and the training's, each a forward and backward
+#   of 4 graphs (HF's encoder breaks on `.item()`), Triton kernels compiled in parallel on the
+#   host, the second reusing most of the first's; ~15-20 s each, the start ~20 s. About 50 s.
+#   longformer-base's compile would take minutes (12 layers of kernels): not within a stage.
 #
 # Uses the device's own python3 (torch, transformers, pytest, pytest-benchmark preinstalled; nothing
 # downloadable; the suite not pip-installed; scipy maybe absent, so modules that need it fail to
@@ -55,7 +63,7 @@
 # the convergence event log and accuracy PNG). Exits 1 when a stage did not exit 0.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-NAMES=,gpu-tests,attention-bf16,attention-fp32,epoch-fp32,epoch-bf16,convergence,
+NAMES=,gpu-tests,attention-bf16,attention-fp32,epoch-fp32,epoch-bf16,convergence,compiled-bf16,
 refuse() {
     echo "gpu_check.sh: $1 (options: --cpu, --stages NAME,..., -- PYTEST_ARGS)" >&2
     exit 2
@@ -145,18 +153,21 @@ stage() {  # stage NAME LIMIT CPU_FORM COMMAND...: within LIMIT seconds; CPU_FOR
     [ -s "$OUT/$name.json" ] && figures "$OUT/$name.json"
 }
 
-stage gpu-tests 140 collect "${PYTEST[@]}" -m gpu tests
+stage gpu-tests 130 collect "${PYTEST[@]}" -m gpu tests
 stage attention-bf16 120 collect "${PYTEST[@]}" bench/benchmarks/test_attention_step.py -m "gpu or slow" \
     -k "w512-L4096-b1 or speedup" "${FULL[@]}" --dtype=bf16 --workers=$ATTENTION_WORKERS
 stage attention-fp32 40 collect "${PYTEST[@]}" bench/benchmarks/test_attention_step.py -m slow \
     -k "speedup and not flex" "${FULL[@]}" --dtype=fp32 --workers=$ATTENTION_WORKERS
 # the fast step on CUDA trains at the run's batch with the run's attention (hf): test_train_step[hf]'s
 # work, so the hf case is left to it and the blocked one runs beside it (in fp32 only)
-stage epoch-fp32 100 run "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py bench/benchmarks/test_train_step.py \
+stage epoch-fp32 90 run "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py bench/benchmarks/test_train_step.py \
     -k "epoch_slice or train_step_fast or (train_step and blocked)" "${FULL[@]}" --dtype=fp32 \
     --workers=$EPOCH_WORKERS
 stage epoch-bf16 65 collect "${PYTEST[@]}" bench/benchmarks/test_epoch_throughput.py bench/benchmarks/test_train_step.py \
     -k "epoch_slice or train_step_fast" "${FULL[@]}" --dtype=bf16 --workers=$EPOCH_WORKERS
-stage convergence 45 collect "${PYTEST[@]}" -m convergence bench/benchmarks/test_convergence.py
+stage convergence 40 collect "${PYTEST[@]}" -m convergence bench/benchmarks/test_convergence.py
+# the compile latency, parity check and dynamo's counts on CUDA, in bf16: the embedded model
+stage compiled-bf16 60 collect "${PYTEST[@]}" bench/benchmarks/test_train_step.py -k train_step_fast \
+    --compile=default --dtype=bf16 --batch-size=16 --workers=1
 echo "done in $SECONDS s; stages that did not exit 0: ${FAILED[*]:-none}" >> "$SUMMARY"
 [ ${#FAILED[@]} = 0 ]

@@ -46,10 +46,19 @@ SELECTED = {
         "bench/benchmarks/test_convergence.py::test_convergence",
         "bench/benchmarks/test_convergence.py::test_embedded_convergence_is_deterministic",
     ],
+    "compiled-bf16": [f"{STEPS}test_train_step_fast"],
 }
 RUN = "epoch-fp32"  # the stage the CPU mode runs: its benchmarks, by name, in its JSON
 RUN_BENCHMARKS = ["test_epoch_slice_throughput", "test_train_step_fast", "test_train_step[blocked]"]
-STAGES = ["gpu-tests", "attention-bf16", "attention-fp32", "epoch-fp32", "epoch-bf16", "convergence"]
+STAGES = [
+    "gpu-tests",
+    "attention-bf16",
+    "attention-fp32",
+    "epoch-fp32",
+    "epoch-bf16",
+    "convergence",
+    "compiled-bf16",
+]
 
 
 def gpu_check(out: Path, *args: str) -> subprocess.CompletedProcess:
@@ -105,12 +114,12 @@ def test_a_selection_that_selects_nothing_fails_the_check(tmp_path):
     assert summary.splitlines()[-1].endswith("stages that did not exit 0: convergence")
 
 
-def test_the_limits_fit_nine_minutes_by_construction():
+def test_the_limits_fit_nine_minutes_and_a_half_by_construction():
     """The stages' own limits and the setup before them (about 20 s: the script's comment) stay
-    under 9 minutes, inside the device tool's 10 a command, so the summary is always written."""
+    under 9 min 30 s, inside the device tool's 10 a command, so the summary is always written."""
     script = SCRIPT.read_text()
     limits = [int(n) for n in re.findall(r"^stage \S+ (\d+) ", script, flags=re.MULTILINE)]
-    assert len(limits) == len(STAGES) and 20 + sum(limits) < 9 * 60, limits
+    assert len(limits) == len(STAGES) and 20 + sum(limits) < 9 * 60 + 30, limits
     assert "timeout -s INT" in script  # pytest, interrupted, still writes what finished
 
 

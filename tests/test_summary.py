@@ -95,6 +95,25 @@ def test_the_training_step_says_the_batch_it_trained_at():
     assert line == "test_train_step_fast\n    53.3 samples/s, 27.3k tokens/s; at batch 2 x 256 tokens"
 
 
+def test_a_compiled_step_says_its_compile_latency_and_parity():
+    extra = {
+        "samples_per_s": 53.3,
+        "tokens_per_s": 27290.0,
+        "batch_size": 2,
+        "seq_len": 256,
+        "compile": "default",
+        "compile_seconds": 5.62,
+        "parity": {"loss_rel": 2.5e-7, "grad_rel": 1.5e-6, "tolerance": 1e-3, "passed": True},
+        "recompile_reasons": ["0/1: tensor 'x' size mismatch at index 0. expected 2, actual 3"],
+    }
+    (line,) = summary_lines([Measured("test_train_step_compiled", "train step", 0.0375, extra)])
+    assert line == (
+        "test_train_step_compiled\n    53.3 samples/s, 27.3k tokens/s; at batch 2 x 256 tokens\n"
+        "    compiled (default): compile 5.6 s, parity within 0.001 (loss 2.5e-07, grads 1.5e-06)"
+        "\n    1 recompile"
+    )
+
+
 def test_si_prefixes():
     assert si(12777, "tokens/s") == "12.8k tokens/s"
     assert si(4.5e13, "FLOP/s") == "45T FLOP/s"

@@ -11,6 +11,7 @@ import statistics
 import pytest
 
 from bench.harness.attention import EXACT
+from bench.harness.compiled import compile_extra_info
 from bench.harness.metrics import attention_layer_flops, peak_cuda_bytes
 from bench.measure.jobs import ATTENTION_ROUNDS, ATTENTION_WARMUP
 from bench.measure.sampling import Job
@@ -38,9 +39,9 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
     bench/measure/counts.py) and on CUDA the step's peak memory."""
     if params["seq_len"] % params["window"]:
         pytest.skip(f"seq_len {params['seq_len']} is not a multiple of window {params['window']}")
-    sampled("attention_step", params, ATTENTION_ROUNDS, ATTENTION_WARMUP)
+    steps = sampled("attention_step", params, ATTENTION_ROUNDS, ATTENTION_WARMUP)
     device = run_spec.device
-    work = attention_step(run_spec, **params)
+    work = attention_step(run_spec, **params, compile_mode="off")  # counted here, eager
     median = statistics.median(benchmark.extra_info["process_medians"])
     backward = params["passes"] == "forward_backward"
     batch, seq_len, hidden = params["batch"], params["seq_len"], work.facts["hidden_size"]
@@ -60,6 +61,7 @@ def measure_layer(sampled, benchmark, run_spec, params: dict) -> None:
         counted_flops=exact.get("flops"),
         achieved_flops_per_s=useful / median,
         **memory,
+        **compile_extra_info(steps),
     )
 
 

@@ -136,6 +136,9 @@ def test_convergence(benchmark, pytestconfig, run_spec):
         dtype=spec.precision.name,
         event_log=str(events),
         accuracy_png=str(folder / f"{stem}.png") if drawn else None,
+        compile=spec.compile,
+        # under --compile: the parity check, dynamo's counts and recompiles (bench/harness/runner.py)
+        **{key: record[key] for key in ("parity", "compile_counts", "recompile_reasons") if key in record},
     )
     assert record["status"] == "converged", f"{case.name}: {record['error']} (events: {events})"
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from bench.harness.compiled import compile_extra_info
 from bench.harness.metrics import efficiency, model_flops_per_sample, peak_flops
 from bench.harness.train import summarize
 from bench.measure.budget import (
@@ -103,6 +104,7 @@ def record_epochs(sampled, benchmark, run_spec, data_path: str, plan: EpochPlan,
         eval_accuracy=[e["accuracy"] for e in epochs],
         final_loss=epochs[-1]["record"].losses[-1],
         **({"planned": planned} if planned else {}),
+        **compile_extra_info(epochs),
     )
 
 

@@ -13,6 +13,7 @@ import statistics
 
 import pytest
 
+from bench.harness.compiled import compile_extra_info
 from bench.measure.budget import FAST_BUDGET_S, reused_batch
 from bench.measure.jobs import (
     FAST_BATCHES,
@@ -24,12 +25,16 @@ from bench.measure.jobs import (
 from bench.measure.sampling import Job
 
 
-def record_steps(sampled, benchmark, run_spec, attention: str, batch: int, planned: str = "") -> None:
+def record_steps(
+    sampled, benchmark, run_spec, attention: str, batch: int, planned: str = "", compile_mode: str = ""
+) -> None:
     """Sample the step in every worker; file its throughput at the batch it trained at (and, for
-    the fast form, where that batch was chosen: `planned`)."""
+    the fast form, where that batch was chosen: `planned`) and, compiled (`compile_mode`, else the
+    run's --compile), the compile's facts (bench/harness/compiled.py)."""
+    params = train_step_params(attention, batch)
     steps = sampled(
         "training_step",
-        train_step_params(attention, batch),
+        {**params, "compile_mode": compile_mode} if compile_mode else params,
         TRAIN_STEP_ROUNDS,
         TRAIN_STEP_WARMUP,
     )
@@ -45,6 +50,7 @@ def record_steps(sampled, benchmark, run_spec, attention: str, batch: int, plann
         tokens_per_s=tokens / step_seconds,
         samples_per_s=batch / step_seconds,
         **({"planned": planned} if planned else {}),
+        **compile_extra_info(steps),
     )
 
 
@@ -78,6 +84,17 @@ def test_train_step_fast(sampled, probe, benchmark, run_spec, saved_row):
     benchmark.group = "train step (fast)"
     batch, planned = fast_batch(probe, run_spec, saved_row)
     record_steps(sampled, benchmark, run_spec, run_spec.attention, batch, planned)
+
+
+@pytest.mark.compiled
+def test_train_step_compiled(sampled, probe, benchmark, run_spec, saved_row):
+    """The fast step under torch.compile (inductor, mode `default`), whatever --compile says: the
+    compiled path's row in CI, with its compile latency, parity check and dynamo's counts."""
+    if run_spec.compile != "off":
+        pytest.skip(f"--compile {run_spec.compile}: test_train_step_fast itself trains compiled")
+    benchmark.group = "train step (fast, compiled)"
+    batch, planned = fast_batch(probe, run_spec, saved_row)
+    record_steps(sampled, benchmark, run_spec, run_spec.attention, batch, planned, compile_mode="default")
 
 
 @pytest.mark.parametrize("attention", ["hf", "blocked"])

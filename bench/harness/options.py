@@ -75,6 +75,13 @@ OPTIONS = (
         "flex (CUDA, no dropout) or dense (full attention, a different function)",
     ),
     Option(
+        "--compile",
+        "LFBENCH_COMPILE",
+        "off",
+        "train under torch.compile in this mode: off, default, reduce-overhead, max-autotune or "
+        "max-autotune-no-cudagraphs (inductor; part of the run's series)",
+    ),
+    Option(
         "--threads",
         "LFBENCH_THREADS",
         None,

@@ -20,6 +20,14 @@ from tqdm.auto import tqdm
 
 from bench.base.errors import BenchInputError
 from bench.harness.attention import use_attention
+from bench.harness.compiled import (
+    BACKEND,
+    checked_compile,
+    compile_counts,
+    compile_module,
+    masked_lm_loss,
+    recompile_reasons,
+)
 from bench.harness.data import DeviceSplit, to_device
 from bench.harness.distributed import World, all_reduce_sum, wrap
 from bench.harness.fingerprint import fingerprint_id, machine_fingerprint
@@ -80,7 +88,8 @@ class Trainer:
     """One training run's state: the model and its optimizer, schedule, scaler and maskers.
 
     `epoch` trains one epoch through the chosen data path; `evaluate` measures accuracy. The
-    throughput benchmark and `run_training` both drive one.
+    throughput benchmark and `run_training` both drive one. Under `--compile` the steps train
+    `compiled`, the model under torch.compile; evaluation runs eager.
     """
 
     spec: RunSpec
@@ -93,6 +102,7 @@ class Trainer:
     data_path: str = "device"
     reshuffle: bool = True
     max_steps: int | None = None
+    backend: str | Callable = BACKEND  # torch.compile's, under --compile (the tests' aot_eager)
 
     def __post_init__(self) -> None:
         spec = self.spec
@@ -103,23 +113,31 @@ class Trainer:
         self.eval_masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, spec.device, spec.seed + 1)
         if self.data_path == "flagperf":
             collator(spec.model_dir)  # load the tokenizer now, not inside the first timed epoch
+        compiled = spec.compile != "off"
+        self.compiled = compile_module(self.model, spec.compile, self.backend) if compiled else self.model
 
-    def epoch(self, epoch: int) -> EpochRecord:
+    def epoch(self, epoch: int, eager: bool = False) -> EpochRecord:
+        """One epoch's training; `eager`: through the model itself even under --compile."""
         spec, world = self.spec, self.world
         order = epoch_order(self.train_set.n_samples, spec.seed, epoch, world, self.reshuffle)
         batches = epoch_batches(spec, self.train_set, order, self.masker, world, self.data_path)
-        return self.train(itertools.islice(batches, self.max_steps), epoch)
+        return self.train(itertools.islice(batches, self.max_steps), epoch, self.model if eager else None)
 
-    def warm_up(self, steps: int) -> None:
-        """A few untimed steps on the device path (another order), so first-call costs stay out."""
+    def warm_up(self, steps: int, eager: bool = False) -> None:
+        """A few untimed steps on the device path (another order), so first-call costs stay out;
+        `eager`: through the model itself even under --compile (the compile latency's baseline)."""
+        self.train(itertools.islice(self.warm_up_batches(), steps), -1, self.model if eager else None)
+
+    def warm_up_batches(self) -> Iterator[Batch]:
         order = epoch_order(self.train_set.n_samples, self.spec.seed + 1, 0, self.world)
-        batches = device_batches(self.train_set, order, self.spec.batch_size, self.masker, self.world)
-        self.train(itertools.islice(batches, steps), epoch=-1)
+        return device_batches(self.train_set, order, self.spec.batch_size, self.masker, self.world)
 
-    def train(self, batches: Iterable[Batch], epoch: int) -> EpochRecord:
+    def train(
+        self, batches: Iterable[Batch], epoch: int, model: torch.nn.Module | None = None
+    ) -> EpochRecord:
         spec = self.spec
         return train_epoch(
-            self.model,
+            model or self.compiled,
             self.optimizer,
             self.scheduler,
             batches,
@@ -194,6 +212,7 @@ def run_training(
         "seq_len": spec.seq_len,
         "dtype": precision.name,
         "attention": spec.attention,
+        "compile": spec.compile,
         "data_path": data_path,
         "reshuffle_each_epoch": reshuffle,
         "init": spec.init,
@@ -214,10 +233,16 @@ def run_training(
     epochs: list[EpochRecord] = []
     bar = tqdm(total=n_epochs, desc="train", unit="epoch", disable=not (progress and world.is_main))
     try:
-        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed)
+        model = build_model(spec.model_dir, spec.config, spec.init, spec.seed).to(device)
         use_attention(model, spec.attention)
-        model = wrap(model.to(device), world, device)
         train_set = to_device(spec.train, device)
+        if spec.compile != "off":  # compiled against eager on a first batch, before any training
+            masker = MLMMasker(spec.mask_token_id, spec.config.vocab_size, device, spec.seed + 2)
+            first = next(device_batches(train_set, list(range(train_set.n_samples)), size, masker, world))
+            record["parity"] = checked_compile(
+                model, masked_lm_loss(precision, device, first), precision.name, spec.compile
+            )
+        model = wrap(model, world, device)
         steps = steps_per_epoch(train_set.n_samples, size, world)
         if max_steps is not None:
             steps = min(steps, max_steps)
@@ -267,6 +292,8 @@ def run_training(
                 break
         train_seconds = time.perf_counter() - train_start
         record.update(summarize(epochs, train_seconds))
+        if spec.compile != "off":  # what dynamo counted over the whole run (its compile is in the time)
+            record.update(compile_counts=compile_counts(), recompile_reasons=recompile_reasons())
         record.update(
             **efficiency(
                 record["p_core"],

@@ -10,6 +10,7 @@ from transformers import LongformerConfig
 
 from bench.base.errors import BenchInputError
 from bench.harness.attention import IMPLEMENTATIONS
+from bench.harness.compiled import check_compile_mode
 from bench.harness.data import TokenBlocks, load_dataset, reblock
 from bench.harness.device import Precision, resolve_device, resolve_precision
 from bench.harness.fingerprint import machine_fingerprint
@@ -43,6 +44,7 @@ class RunSpec:
     peak_tflops: float | None = None
     threads: int | None = None
     workers: int = 3
+    compile: str = "off"
 
     @property
     def worker_threads(self) -> int:
@@ -70,6 +72,8 @@ class RunSpec:
             "workers": self.workers,
             "train_samples": self.train.n_samples,
             "eval_samples": self.eval.n_samples,
+            # compiled and eager runs never share a series; eager runs' series stay what they were
+            **({"compile": self.compile} if self.compile != "off" else {}),
         }
 
     def fingerprint(self) -> dict:
@@ -87,6 +91,7 @@ class RunSpec:
             f"longformer-bench: device {self.device}, dtype {self.precision.name}, init {self.init}, "
             f"batch {self.batch_size} x seq {self.seq_len}, window {max(self.config.attention_window)}, "
             f"attention {self.attention}",
+            f"  compile {self.compile} ({'eager' if self.compile == 'off' else 'torch.compile, inductor'})",
             f"  model {self.model_dir}",
             f"  data  {self.data_dir} ({self.train.n_samples} train / {self.eval.n_samples} eval blocks)",
         ]
@@ -107,6 +112,7 @@ def build_spec(
     peak_tflops: str | float | None = None,
     threads: str | int | None = None,
     workers: str | int = 3,
+    compile: str = "off",
 ) -> RunSpec:
     """Validate the options in the order a user would fix them, and load the data once."""
     torch_device = resolve_device(device)
@@ -118,6 +124,7 @@ def build_spec(
     if init == "pretrained":
         weights_file(Path(model_dir))
     check_attention(attention, torch_device, config)
+    check_compile_mode(compile)
     splits = load_dataset(Path(data_dir), config.vocab_size)
     length = positive_int("--seq-len", seq_len) or splits["train"].seq_len
     check_sequence_length(config, length)
@@ -142,6 +149,7 @@ def build_spec(
         peak_tflops=positive_float("--peak-tflops", peak_tflops),
         threads=positive_int("--threads", threads),
         workers=positive_int("--workers", workers) or 3,
+        compile=compile,
         config=config,
         train=reblock(splits["train"], length),
         eval=reblock(splits["eval"], length),

@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.reduction import sendfds
 from pathlib import Path
 
-from bench.harness.options import positive_int
+from bench.harness.options import option_defaults, positive_int
 
 SUITE_ROOT = Path(__file__).resolve().parents[2]
 WORKER_FILE = Path(__file__).with_name("worker.py")
@@ -150,6 +150,7 @@ class Server:
             "options": {**options, **side.options},
             "threads": side.worker_threads(threads),
             "preload": PRELOAD,
+            "defaults": option_defaults(),  # an option at its default may be one an older side lacks
         }
         self.process = subprocess.Popen(
             [side.python, "-c", BOOTSTRAP, str(WORKER_FILE), str(theirs.fileno()), json.dumps(config)],

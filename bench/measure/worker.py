@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import gc
 import importlib
+import inspect
 import json
 import os
 import signal
@@ -190,6 +191,17 @@ def worker_loop(conn: Connection, spec) -> None:
             conn.send(("error", traceback.format_exc()))
 
 
+def side_options(build_spec, options: dict, defaults: dict) -> dict:
+    """The options the side's `build_spec` takes. One that an older checkout lacks (a baseline from
+    before `--compile`) is left out while it has its default, and refused, by name, otherwise."""
+    accepted = inspect.signature(build_spec).parameters
+    for name, value in options.items():
+        if name not in accepted and value != defaults.get(name):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {value!r}: the side's checkout has no {flag} option")
+    return {name: value for name, value in options.items() if name in accepted}
+
+
 def describe_stack(spec) -> dict:
     """What the side is: its interpreter, torch, transformers, the suite it imported, the device,
     the threads its workers compute with. No CUDA call here: the server must not initialize CUDA
@@ -239,7 +251,8 @@ def serve(fd: int, config: dict) -> None:
         for module in config["preload"]:
             importlib.import_module(module)
         side_module("workloads")
-        spec = side_module("spec").build_spec(**config["options"])
+        build_spec = side_module("spec").build_spec
+        spec = build_spec(**side_options(build_spec, config["options"], config.get("defaults", {})))
         conn.send(("ok", describe_stack(spec)))
     except BaseException as err:  # whatever it is, the driver must hear it, not hang
         # a bad option is the user's to fix: its message alone; anything else with its traceback

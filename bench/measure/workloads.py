@@ -18,6 +18,16 @@ from dataclasses import dataclass, field
 import torch
 
 from bench.harness.attention import layer_inputs, make_layer, use_attention
+from bench.harness.compiled import (
+    BACKEND,
+    COMPILE_ROUNDS,
+    checked_compile,
+    compile_counts,
+    compile_facts,
+    compile_module,
+    compile_seconds,
+    masked_lm_loss,
+)
 from bench.harness.data import head, to_device
 from bench.harness.distributed import World
 from bench.harness.masking import MLMMasker
@@ -102,6 +112,35 @@ def fresh_model(spec: RunSpec) -> torch.nn.Module:
     return model
 
 
+def with_compile_facts(
+    work: Workload, compiled: Callable[[], object], seconds: float, checked: dict, mode: str
+) -> Workload:
+    """`work` with its rounds run by `compiled`, each round's facts carrying the compile's
+    (bench/harness/compiled.py `compile_facts`), and `work`'s own round as the eager one."""
+
+    def step() -> dict:
+        return {**(compiled() or {}), **compile_facts(seconds, checked, mode)}
+
+    return dataclasses.replace(work, step=step, eager_step=work.step, counts=compile_counts)
+
+
+def under_compile(
+    work: Workload,
+    step_with: Callable[[torch.nn.Module], Callable[[], object]],
+    module: torch.nn.Module,
+    loss_of: Callable[[torch.nn.Module], torch.Tensor],
+    spec: RunSpec,
+    mode: str,
+    backend: str | Callable,
+) -> Workload:
+    """`work` with its round run by `step_with(module compiled)`, checked, and its compile latency
+    taken over the first rounds."""
+    checked = checked_compile(module, loss_of, spec.precision.name, mode, backend)
+    compiled = step_with(compile_module(module, mode, backend))
+    seconds = compile_seconds(work.step, compiled, spec.device)
+    return with_compile_facts(work, compiled, seconds, checked, mode)
+
+
 def attention_step(
     spec: RunSpec,
     implementation: str,
@@ -111,9 +150,12 @@ def attention_step(
     passes: str,
     hidden: int = 0,
     heads: int = 0,
+    compile_mode: str = "",
+    backend: str | Callable = BACKEND,
 ) -> Workload:
     """One self-attention layer of the model's dimensions (or `hidden`/`heads`), forward or
-    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads)."""
+    forward + backward, on random non-zero hidden states without padding (FlagPerf never pads);
+    the layer under torch.compile in `compile_mode` (default: the run's)."""
     config = copy.deepcopy(spec.config)
     if hidden:
         config.hidden_size, config.num_attention_heads = hidden, heads
@@ -124,30 +166,58 @@ def attention_step(
     x.requires_grad_(backward)
     upstream = torch.randn(batch, seq_len, config.hidden_size, device=device)
 
-    def forward() -> torch.Tensor:
-        with precision.active(device):
-            return layer(x, **kwargs)[0]
+    def forward_with(module: torch.nn.Module) -> Callable[[], torch.Tensor]:
+        def forward() -> torch.Tensor:
+            with precision.active(device):
+                return module(x, **kwargs)[0]
 
-    def step() -> None:
-        with precision.matmul_mode():  # the backward's matmuls too
-            out = forward()
-            if backward:
-                layer.zero_grad(set_to_none=True)
-                x.grad = None
-                out.backward(upstream.to(out.dtype))
+        return forward
+
+    def step_with(module: torch.nn.Module) -> Callable[[], None]:
+        forward = forward_with(module)
+
+        def step() -> None:
+            with precision.matmul_mode():  # the backward's matmuls too
+                out = forward()
+                if backward:
+                    module.zero_grad(set_to_none=True)
+                    x.grad = None
+                    out.backward(upstream.to(out.dtype))
+
+        return step
 
     def held() -> list[torch.Tensor]:  # the layer's parameters and their grads
         parameters = list(layer.parameters())
         return parameters + [p.grad for p in parameters if p.grad is not None]
 
     facts = {"hidden_size": config.hidden_size, "heads": config.num_attention_heads}
-    return Workload(step, forward, facts, held=held, uncounted=uncounted(implementation))
+    work = Workload(
+        step_with(layer), forward_with(layer), facts, held=held, uncounted=uncounted(implementation)
+    )
+    mode = compile_mode or spec.compile
+    if mode == "off":
+        return work
+
+    def loss_of(module: torch.nn.Module) -> torch.Tensor:
+        with precision.matmul_mode(), precision.active(device):
+            return (module(x.detach().requires_grad_(), **kwargs)[0].float() * upstream).sum()
+
+    return under_compile(work, step_with, layer, loss_of, spec, mode, backend)
 
 
-def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 0) -> Workload:
+def training_step(
+    spec: RunSpec,
+    attention: str,
+    rounds: int,
+    batch_size: int = 0,
+    compile_mode: str = "",
+    backend: str | Callable = BACKEND,
+) -> Workload:
     """One FlagPerf training step (forward, backward, AdamW, schedule) on real masked batches, with
     every self-attention layer swapped to `attention` (same weights, same function); `batch_size`
-    > 0 trains at that batch instead of the run's (the fast profile's step)."""
+    > 0 trains at that batch instead of the run's (the fast profile's step); the model under
+    torch.compile in `compile_mode` (default: the run's)."""
+    mode = compile_mode or spec.compile
     model = fresh_model(spec)
     if batch_size:
         spec = dataclasses.replace(spec, batch_size=batch_size)
@@ -160,14 +230,25 @@ def training_step(spec: RunSpec, attention: str, rounds: int, batch_size: int = 
     )
     cycle = itertools.cycle(batches)
     optimizer = make_optimizer(model)
-    scheduler = make_scheduler(optimizer, total_steps=rounds + 1)
+    compile_rounds = 2 * COMPILE_ROUNDS if mode != "off" else 0  # the compile latency's, eager and compiled
+    scheduler = make_scheduler(optimizer, total_steps=rounds + compile_rounds + 1)
     scaler = make_grad_scaler(spec.precision, spec.device)
 
-    def step() -> dict:
-        loss = train_step(model, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
-        return {"loss": float(loss)}
+    def step_with(module: torch.nn.Module) -> Callable[[], dict]:
+        def step() -> dict:
+            loss = train_step(module, optimizer, scheduler, spec.precision, spec.device, next(cycle), scaler)
+            return {"loss": float(loss)}
 
-    return Workload(step, held=lambda: training_tensors(model, optimizer), uncounted=uncounted(attention))
+        return step
+
+    work = Workload(
+        step_with(model), held=lambda: training_tensors(model, optimizer), uncounted=uncounted(attention)
+    )
+    if mode == "off":
+        return work
+    return under_compile(
+        work, step_with, model, masked_lm_loss(spec.precision, spec.device, batches[0]), spec, mode, backend
+    )
 
 
 EPOCH_WARMUP_STEPS = 2
@@ -181,6 +262,7 @@ def epoch(
     max_samples: int = 0,
     warmup_steps: int = EPOCH_WARMUP_STEPS,
     batch_size: int = 0,
+    backend: str | Callable = BACKEND,
 ) -> Workload:
     """One round = one epoch over the train set through `data_path`, then one evaluation, as FlagPerf
     runs them; successive rounds are successive epochs of one run, after a few untimed steps.
@@ -189,7 +271,8 @@ def epoch(
     slice): the same code path in a round short enough to repeat, for the fast profile and A/B.
     `batch_size` > 0 trains at that batch instead of the run's (the fast profile's smallest slices).
     The training's peak memory is the worker's counted round's (bench/measure/counts.py: `held` is
-    the training state), never taken in a timed round.
+    the training state), never taken in a timed round. Under --compile the steps train the compiled
+    model; the compile latency is taken on warm-up steps.
     """
     model = fresh_model(spec)
     if batch_size:
@@ -201,23 +284,33 @@ def epoch(
     steps = steps_per_epoch(train_set.n_samples, spec.batch_size, SINGLE)
     if max_samples:
         steps = min(steps, steps_per_epoch(max_samples, spec.batch_size, SINGLE))
+    compiled = spec.compile != "off"
+    compile_steps = 2 * COMPILE_ROUNDS if compiled else 0  # the compile latency's, eager and compiled
     trainer = Trainer(
         spec,
         SINGLE,
         model,
         train_set,
         eval_set,
-        # the schedule's length, the counted round's epoch included; rounds past it train at lr 0
-        steps * (rounds + COUNTED_ROUNDS) + warmup_steps,
+        # the schedule's length, the counted round's epoch and the compile latency's steps included;
+        # rounds past it train at lr 0
+        steps * (rounds + COUNTED_ROUNDS) + warmup_steps + compile_steps,
         data_path=data_path,
         max_steps=steps if max_samples else None,
+        backend=backend,
     )
-    trainer.warm_up(warmup_steps)
+    trainer.warm_up(warmup_steps, eager=True)  # eager: under --compile the parity check comes first
+    if compiled:
+        loss_of = masked_lm_loss(spec.precision, spec.device, next(trainer.warm_up_batches()))
+        checked = checked_compile(trainer.model, loss_of, spec.precision.name, spec.compile, backend)
+        seconds = compile_seconds(
+            lambda: trainer.warm_up(1, eager=True), lambda: trainer.warm_up(1), spec.device
+        )
     done = itertools.count()
 
-    def step() -> dict:
+    def one_round(eager: bool = True) -> dict:
         start = time.perf_counter()
-        record = trainer.epoch(next(done))
+        record = trainer.epoch(next(done), eager)
         accuracy = trainer.evaluate()
         return {
             "record": record,
@@ -231,7 +324,10 @@ def epoch(
     def held() -> list[torch.Tensor]:
         return training_tensors(trainer.model, trainer.optimizer)
 
-    return Workload(step, held=held, uncounted=uncounted(spec.attention))
+    work = Workload(one_round, held=held, uncounted=uncounted(spec.attention))
+    if not compiled:
+        return work
+    return with_compile_facts(work, lambda: one_round(eager=False), seconds, checked, spec.compile)
 
 
 # The floor's matmul, large enough that launch, casts and syncs do not count: a 2048^3 bf16 matmul

@@ -154,6 +154,19 @@ def timed_line(measured: Measured, hf_medians: dict[str, float]) -> str | None:
     return None
 
 
+def compile_part(extra: dict) -> str | None:
+    """Under --compile: the mode, the compile latency and the parity check (docs/benchmarks.md)."""
+    if "compile_seconds" not in extra:
+        return None
+    parity = extra["parity"]
+    recompiles = len(extra.get("recompile_reasons", []))
+    return (
+        f"compiled ({extra['compile']}): compile {extra['compile_seconds']:.1f} s, parity within "
+        f"{parity['tolerance']:g} (loss {parity['loss_rel']:.1e}, grads {parity['grad_rel']:.1e})"
+        + (f"; {recompiles} recompile{'s' if recompiles > 1 else ''}" if recompiles else "")
+    )
+
+
 def figures(benchmarks: Iterable[Measured]) -> dict[str, str]:
     """The figures of every benchmark that has some, by name (a speedup is over HF's layer in the
     same group of these benchmarks)."""
@@ -163,7 +176,9 @@ def figures(benchmarks: Iterable[Measured]) -> dict[str, str]:
         for b in benchmarks
         if b.group and b.median and b.extra.get("implementation") == "hf"
     }
-    found = {b.name: line(b, hf_medians) for b in benchmarks}
+    found = {
+        b.name: "; ".join(filter(None, [line(b, hf_medians), compile_part(b.extra)])) for b in benchmarks
+    }
     return {name: text for name, text in found.items() if text}
 
 
