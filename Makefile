@@ -60,7 +60,7 @@ changes: $(STAMP)
 # This checkout against a baseline, both sampled in one session (the pull-request check): the fast
 # training step and the attention layers that train (-m pr); the whole fast profile, e.g.
 #   make ab AB_ARGS="--baseline-ref origin/main -m fast --fail-on-regression"
-AB_ARGS ?= --baseline-ref origin/main -m pr --fail-on-regression
+AB_ARGS ?= --baseline-ref origin/main -m pr --fail-on-regression --fail-on-growth
 ab: $(STAMP)
 	$(BIN)/python -m bench ab $(AB_ARGS)
 
