@@ -45,7 +45,6 @@ EXACT_ORDER = (
     "peak_bytes",
     "op_calls",
 )
-NAME_WIDTH = 24
 WIDTH = 100  # the columns a line may take
 
 
@@ -93,7 +92,7 @@ def change_text(key: str, old: float, new: float) -> str:
 
 def row_line(label: str, row: dict, pair: dict[str, dict]) -> tuple[str, bool | None]:
     """The row's line and whether an exact count changed (None: no counts recorded)."""
-    name = row["benchmark"].rpartition("::")[2].removeprefix("test_")[:NAME_WIDTH]
+    name = row["benchmark"].rpartition("::")[2].removeprefix("test_")
     ratio = row.get("ratio")
     timing = f"{row['verdict']}" + (f" {ratio - 1:+.1%}" if ratio is not None else "")
     counts = side_counts(row, pair)
@@ -189,7 +188,7 @@ def main(argv: list[str], run: Callable = subprocess.run) -> int:
     rows = []
     for i in range(1, sessions + 1):
         for line, changed, verdict in session(f"{i}/{sessions}", command + ab_args, env, out, run):
-            print(line, flush=True)
+            print("\n".join(textwrap.wrap(line, WIDTH, subsequent_indent="    ")), flush=True)
             rows.append((line, changed, verdict))
     print("\n".join(summary(args.injection, rows, sessions)))
     return 0
