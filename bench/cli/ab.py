@@ -47,6 +47,12 @@ MORE = (
     "every benchmark pytest collects, the slow ones included (hours): give -m pr for the PR check "
     "(the fast training step and the attention layers that train), -m fast for every fast one."
 )
+# The defaults keep `make ab` (-m pr: 9 rows, ~50 s of server starts, ~7 s of building and warm-up
+# a row) within about 6 minutes: 9 x (12 + 7) s + 50 s is ~3.8 min for the first look, and the
+# later looks take at most LOOKS_BUDGET more (docs/ab.md, "Sampling until decided", to retune).
+FIRST_LOOK_SECONDS = 12
+LOOKS = 2
+LOOKS_BUDGET = 120
 PASSES_UNKNOWN = True  # every argument ab does not know goes to pytest
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode's, without importing pytest before the command line is checked
 
@@ -64,7 +70,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--processes", default="10", help="worker processes per side (default 10)")
     parser.add_argument(
-        "--seconds", default="20", help="timed seconds per benchmark, both sides together (default 20)"
+        "--seconds",
+        default=str(FIRST_LOOK_SECONDS),
+        help=f"timed seconds per benchmark at the first look, both sides (default {FIRST_LOOK_SECONDS})",
     )
     parser.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
     parser.add_argument(
@@ -78,6 +86,19 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
     )
     add_gate(parser)
+    # sampling until decided (bench/verdicts/sequential.py, bench/cli/looks.py)
+    parser.add_argument(
+        "--looks",
+        default=str(LOOKS),
+        help=f"planned looks: the rows still inconclusive after one are sampled again, the alpha "
+        f"spent across them; 1 judges once (default {LOOKS})",
+    )
+    parser.add_argument(
+        "--budget",
+        default=str(LOOKS_BUDGET),
+        metavar="SECONDS",
+        help=f"wall time the looks after the first may take in all (default {LOOKS_BUDGET})",
+    )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -98,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
     seconds = positive_float("--seconds", args.seconds)
     check_thresholds(args.alpha, args.min_effect)
+    plan, budget = looks_plan(args)
     gate(args)  # --fail-on-growth's options, refused here where bad, before anything runs
     slowdown = args.inject_slowdown
     if slowdown is not None and slowdown < 0:
@@ -121,50 +143,63 @@ def run(args: argparse.Namespace) -> int:
         root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
         candidate = Side(CANDIDATE)
-        code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
-    pool = plugin.pool  # None where the session stopped before its servers started
-    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
-    if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
-        selection = " ".join(args.pytest_args) or "no -m or -k"
-        raise BenchInputError(
-            f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
-            "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
+        code, plugin, candidate_json = run_ab_session(
+            args, baseline, candidate, processes, seconds, slowdown, plan.looks > 1
         )
-    if code != 0:
-        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
-        return int(code)
-    session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-    sides = {
-        BASELINE: {
-            **plugin.pool.stacks[BASELINE],
-            "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
-            "ref": args.baseline_ref,
-            **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
-            "env": env,
-            "options": options,
-        },
-        CANDIDATE: {
-            **plugin.pool.stacks[CANDIDATE],
-            "interpreter": candidate.python,
-            "ref": None,
-            **here,
-            "env": {},
-            "options": {},
-        },
-    }
-    info = {
-        "session": session,
-        "sides": sides,
-        "processes": processes,
-        "servers_per_side": plugin.pool.servers_per_side,
-        "seconds_per_benchmark": seconds,
-        "candidate_slowdown": slowdown or 0.0,
-    }
-    threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
-    return judge_and_save(args, results, session, info, pairs, threads, candidate_json)
+        stack.callback(close_pool, plugin)  # before the baseline's checkout goes: later looks use both
+        pool = plugin.pool  # None where the session stopped before its servers started
+        pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
+        if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
+            selection = " ".join(args.pytest_args) or "no -m or -k"
+            raise BenchInputError(
+                f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
+                "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
+            )
+        if code != 0:
+            print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
+            return int(code)
+        session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        sides = {
+            BASELINE: {
+                **plugin.pool.stacks[BASELINE],
+                "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
+                "ref": args.baseline_ref,
+                **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
+                "env": env,
+                "options": options,
+            },
+            CANDIDATE: {
+                **plugin.pool.stacks[CANDIDATE],
+                "interpreter": candidate.python,
+                "ref": None,
+                **here,
+                "env": {},
+                "options": {},
+            },
+        }
+        info = {
+            "session": session,
+            "sides": sides,
+            "processes": processes,
+            "servers_per_side": plugin.pool.servers_per_side,
+            "seconds_per_benchmark": seconds,
+            "candidate_slowdown": slowdown or 0.0,
+        }
+        threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
+        if plan.looks > 1:  # the rows still inconclusive sampled again (bench/cli/looks.py)
+            info["looks"] = plan.as_json()
+            more_looks(args, pool, plan, budget, lambda: sides_json(candidate_json, pool, threads, info))
+        return judge_and_save(args, results, session, sides_json(candidate_json, pool, threads, info))
 
 
-def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
+def looks_plan(args: argparse.Namespace):
+    """--looks and --budget, refused by name where bad, before anything runs."""
+    from bench.verdicts.sequential import Plan
+
+    return Plan.of(args.alpha, positive_int("--looks", args.looks)), positive_float("--budget", args.budget)
+
+
+def run_ab_session(args, baseline, candidate, processes, seconds, slowdown, keep_pool=False):
     """pytest in this process, its sampled benchmarks on both sides. The session is shown as bars
     on stderr (fixtures/ab.py); pytest's own output is held back, and then printed whole where the
     session failed, else its summary alone (skip reasons, counts)."""
@@ -175,7 +210,7 @@ def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
 
     # the terminal as it is now: pytest captures fd 2 while its tests run
     out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
-    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out)
+    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out, keep_pool)
     held = io.StringIO()
     with tempfile.TemporaryDirectory() as tmp, out:
         report = Path(tmp) / "candidate.json"
@@ -205,11 +240,33 @@ def pytest_summary(text: str) -> str:
     return text[start:].rstrip()
 
 
-def judge_and_save(args, results, session, info, pairs, threads, candidate_json) -> int:
-    """Both sides saved as a pair (each with its own worker thread count) and judged."""
-    from bench.verdicts.pairs import save_pair, side_json
+def sides_json(candidate_json, pool, threads, info) -> dict[str, dict]:
+    """Both sides' JSON as the pair is saved, from what the pool recorded so far (each side with its
+    own worker thread count, each benchmark with its processes after each look)."""
+    from bench.verdicts.pairs import side_json
 
-    saved = {
-        side: side_json(candidate_json, side, pairs, threads[side], info) for side in (BASELINE, CANDIDATE)
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()}
+    looks = {name: pair.looks for name, pair in pool.recorded.items()}
+    return {
+        side: side_json(candidate_json, side, pairs, threads[side], info, looks)
+        for side in (BASELINE, CANDIDATE)
     }
+
+
+def judge_and_save(args, results, session, saved) -> int:
+    """Both sides saved as a pair and judged."""
+    from bench.verdicts.pairs import save_pair
+
     return judge_and_print_pair(args, saved, save_pair(results, session, saved))
+
+
+def close_pool(plugin) -> None:
+    """The pool that pytest's session left open for later looks (fixtures/ab.py `keep_pool`)."""
+    if plugin.keep_pool and plugin.pool is not None:
+        plugin.pool.close()
+
+
+def more_looks(args, pool, plan, budget, saved_now) -> None:
+    from bench.cli.looks import sample_until_decided
+
+    sample_until_decided(pool, plan, budget, saved_now, args.alpha, args.min_effect)

@@ -75,6 +75,12 @@ def setup(parser: argparse.ArgumentParser) -> None:
         help="simulate the whole verdict rule on seeded sessions of unchanged code (no benchmarks run)",
     )
     parser.add_argument("--sessions", default="1000", help="with --rule: sessions a design (default 1000)")
+    parser.add_argument(
+        "--looks",
+        default=None,
+        help="with --rule: simulate `ab --looks K` instead, the rows still inconclusive after a look "
+        "sampled again (same-code sessions of nine rows)",
+    )
     parser.add_argument("--seed", default="1", help="with --rule: the simulation's seed (default 1)")
     parser.add_argument(
         "--resume",
@@ -107,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
         check_thresholds(args.alpha, args.min_effect)
         sessions, seed = positive_int("--sessions", args.sessions), positive_int("--seed", args.seed)
+        if args.looks is not None:
+            return rule_looks(args, sessions, seed)
         results = [simulate(design, sessions, seed, args.alpha, args.min_effect) for design in DESIGNS]
         print(format_rule(results))
         if args.save:
@@ -145,6 +153,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"baseline {name}:\n{format_detection(table)}\n")
     if args.save:
         replace_atomically(Path(args.save), json.dumps(result, indent=1).encode())
+    return 0
+
+
+def rule_looks(args: argparse.Namespace, sessions: int, seed: int) -> int:
+    """`power --rule --looks K`: ab's sampling until decided, on seeded same-code sessions."""
+    from bench.power.rule import LOOKS_DESIGNS, format_looks, simulate_looks
+    from bench.verdicts.sequential import spend
+
+    looks = positive_int("--looks", args.looks)
+    spend(args.alpha, looks)  # refused here where out of range
+    results = [
+        simulate_looks(sessions, seed, looks, args.alpha, args.min_effect, design) for design in LOOKS_DESIGNS
+    ]
+    print("\n".join(format_looks(result) for result in results))
+    if args.save:
+        replace_atomically(Path(args.save), json.dumps(results, indent=1).encode())
     return 0
 
 

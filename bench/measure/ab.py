@@ -35,6 +35,7 @@ from bench.measure.sampling import (
     ProcessSample,
     Server,
     Side,
+    Worker,
     WorkerFailed,
     agreed_counts,
     schedule,
@@ -69,6 +70,7 @@ class Pair:
 
     jobs: dict[str, Job]
     samples: dict[str, list[ProcessSample]]
+    looks: list[int] = field(default_factory=list)  # processes a side after each look, where resampled
 
     def exact(self, name: str) -> dict[str, dict[str, int]]:
         """Each side's exact counts of a round, `{"baseline": {...}, "candidate": {...}}` (a side
@@ -134,13 +136,19 @@ class ABPool:
             self.progress.servers(ready, 2 * self.servers_per_side)
 
     def spawn(self, processes: int) -> None:
-        """Workers in pairs, each side's spread over its servers in turn."""
-        for index in range(processes):
+        """The session's workers, in pairs."""
+        self.pairs += self.fresh_pairs(processes)
+
+    def fresh_pairs(self, processes: int, first: int = 0) -> list[tuple[Worker, Worker]]:
+        """Workers in pairs, each side's spread over its servers in turn from server `first`."""
+        pairs = []
+        for index in range(first, first + processes):
             base = self.servers[BASELINE][index % self.servers_per_side]
             cand = self.servers[CANDIDATE][index % self.servers_per_side]
             worker = cand.spawn(want_facts=True)
             worker.slowdown = self.candidate_slowdown
-            self.pairs.append((base.spawn(want_facts=False), worker))
+            pairs.append((base.spawn(want_facts=False), worker))
+        return pairs
 
     def renew(self) -> None:
         """Fresh worker processes from the same servers (the power table: one set per trial)."""
@@ -163,10 +171,34 @@ class ABPool:
         self.last = Pair(jobs, samples)
         return samples[CANDIDATE]
 
-    def watch(self) -> Callable[[dict[int, ProcessSample]], None]:
-        """schedule's `tick` for this session's pairs: what `progress.sampling` reports."""
-        baseline = {base.pid for base, _ in self.pairs}
-        workers, began = 2 * len(self.pairs), None
+    def resample(self, name: str, processes: int, seconds: float) -> Pair:
+        """A recorded benchmark sampled again (a later look: bench/cli/looks.py) in `processes`
+        fresh worker pairs, its rounds filling `seconds`, their samples appended to its recorded
+        Pair and the processes a side after this look to its `looks`; the workers are closed after."""
+        pair = self.recorded[name]
+        if not pair.looks:
+            pair.looks.append(len(pair.samples[BASELINE]))
+        fresh = self.fresh_pairs(processes, first=pair.looks[-1])
+        try:
+            by_pid = schedule(
+                fresh, pair.jobs[BASELINE], self.interleave, seconds, self.order, self.watch(fresh)
+            )
+        finally:
+            for workers in fresh:
+                for worker in workers:
+                    worker.close()
+        pair.samples[BASELINE] += [by_pid[base.pid] for base, _ in fresh]
+        pair.samples[CANDIDATE] += [by_pid[cand.pid] for _, cand in fresh]
+        pair.looks.append(len(pair.samples[BASELINE]))
+        return pair
+
+    def watch(
+        self, pairs: list[tuple[Worker, Worker]] | None = None
+    ) -> Callable[[dict[int, ProcessSample]], None]:
+        """schedule's `tick` for these pairs (the session's): what `progress.sampling` reports."""
+        pairs = self.pairs if pairs is None else pairs
+        baseline = {base.pid for base, _ in pairs}
+        workers, began = 2 * len(pairs), None
 
         def tick(samples: dict[int, ProcessSample]) -> None:
             nonlocal began

@@ -442,10 +442,13 @@ def agreed_counts(samples: list[ProcessSample], name: str) -> dict[str, int] | N
     return dict(counted[0].exact)
 
 
-def summary(samples: list[ProcessSample], job: Job, threads: int, name: str = "") -> dict:
+def summary(
+    samples: list[ProcessSample], job: Job, threads: int, name: str = "", looks: list[int] | None = None
+) -> dict:
     """What a saved result keeps about its sampling: every round and calibration round by process,
-    per process the medians, raw and normalized (the values the comparison tests), and the exact
-    counts of a round that every process agreed on (`exact`; CountsDiffer if they did not)."""
+    per process the medians, raw and normalized (the values the comparison tests), the exact
+    counts of a round that every process agreed on (`exact`; CountsDiffer if they did not), and
+    where `ab` sampled it again (bench/verdicts/sequential.py) its processes after each look."""
     exact = agreed_counts(samples, name or job.describe())
     return {
         "workers": len(samples),
@@ -459,4 +462,5 @@ def summary(samples: list[ProcessSample], job: Job, threads: int, name: str = ""
         "normalized_medians": [s.normalized_median for s in samples],
         "injected_slowdown": job.slowdown,
         **({"exact": exact} if exact is not None else {}),
+        **({"looks": list(looks)} if looks and len(looks) > 1 else {}),
     }

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.verdicts.compare import judge
-from bench.verdicts.pairs import judge_pair
+from bench.verdicts.pairs import judge_pair, rounds_multiple
+from bench.verdicts.sequential import Plan, judge_looks
 from bench.verdicts.stats import Values
-from bench.verdicts.verdict import CALIBRATED, IMPROVEMENT, RAW, REGRESSION, finish
+from bench.verdicts.verdict import CALIBRATED, IMPROVEMENT, INCONCLUSIVE, RAW, REGRESSION, Row, finish
 
 # How much of the machine's speed each of the fast profile's 13 rows follows (its round's log time
 # on its calibration round's, within processes: docs/verdicts.md, the same-code session).
@@ -81,13 +82,29 @@ DESIGNS = (
 
 def side(rng: np.random.Generator, noise: Noise, slope: float, processes: int, rounds: int) -> Values:
     """One run (or A/B side) of one row: every round and calibration round by process."""
+    return side_at(rng, noise, slope, processes, rounds)[0]
+
+
+def side_at(
+    rng: np.random.Generator,
+    noise: Noise,
+    slope: float,
+    processes: int,
+    rounds: int,
+    levels: tuple[float, float] | None = None,
+) -> tuple[Values, tuple[float, float]]:
+    """`side`, and the run's levels (the machine's and the row's own) it drew; given `levels`, more
+    processes of a run already drawn (a later look of an A/B session: the same sides)."""
+    machine_run, own_run = levels or (None, None)
+    machine_run = rng.normal(0, noise.machine_run) if machine_run is None else machine_run
     machine = (
-        rng.normal(0, noise.machine_run)
+        machine_run
         + rng.normal(0, noise.machine_process, (processes, 1))
         + rng.normal(0, noise.machine_round, (processes, rounds))
     )
+    own_run = rng.normal(0, noise.own_run) if own_run is None else own_run
     own = (
-        rng.normal(0, noise.own_run)
+        own_run
         + rng.normal(0, noise.own_process, (processes, 1))
         + rng.normal(0, noise.own_round, (processes, rounds))
     )
@@ -96,13 +113,14 @@ def side(rng: np.random.Generator, noise: Noise, slope: float, processes: int, r
         math.log(0.005) + machine + rng.normal(0, noise.calibration_round, (processes, rounds))
     )
     medians, calibration_medians = np.median(seconds, axis=1), np.median(calibration, axis=1)
-    return Values(
+    values = Values(
         medians.tolist(),
         calibration_medians.tolist(),
         np.median(seconds / calibration, axis=1).tolist(),
         seconds.tolist(),
         calibration.tolist(),
     )
+    return values, (float(machine_run), float(own_run))
 
 
 def session(
@@ -161,3 +179,106 @@ def format_rule(results: list[dict]) -> str:
             f"{r['either']:>6} ({r['either'] / n:>6.2%}) {r['decided_raw']:>7} {r['decided_calibrated']:>10}"
         )
     return "\n".join(lines)
+
+
+# Sampling until decided (bench/verdicts/sequential.py, `ab --looks`), simulated on `ab`'s model
+# with a wider spread between processes: with AB_NOISE's nearly every row decides at once; here
+# about a third of a same-code session's rows are inconclusive after one look, as in the same-code
+# `ab -m fast` session of issue 31 (6 of 14). The first look: 10 processes a side of 12 rounds.
+# With the side offset, more processes see it better: the second design leaves it out (the error
+# the plan controls, a test's on processes).
+LOOKS_NOISE = dataclasses.replace(AB_NOISE, own_process=0.006)
+LOOKS_DESIGNS = (
+    Design("ab looks, side offset", LOOKS_NOISE, 10, 12, 0),
+    Design(
+        "ab looks, no side offset", dataclasses.replace(LOOKS_NOISE, machine_run=0.0, own_run=0.0), 10, 12, 0
+    ),
+)
+LOOKS_SLOPES = SLOPES[:9]  # nine rows, as `make ab`'s -m pr
+
+
+def joined(first: Values, more: Values) -> Values:
+    """A side's processes and more of them (a later look appends processes, never changes any)."""
+    return Values(
+        *(a + b for a, b in zip(dataclasses.astuple(first), dataclasses.astuple(more), strict=True))
+    )
+
+
+def looks_session(
+    rng: np.random.Generator, design: Design, plan: Plan, min_effect: float, slopes: Sequence[float]
+) -> tuple[list[Row], list[Row]]:
+    """One same-code A/B session judged look by look as `ab --looks` judges it (`judge_looks`; an
+    undecided row gets as many processes again where only processes would decide it, else half
+    as many with twice the rounds, as bench/cli/looks.py), and its first look judged alone at the
+    whole alpha (one look of the same first size): (the looks' rows, the one look's)."""
+    alpha = sum(plan.alphas)
+    data, levels = [], []
+    for slope in slopes:
+        drawn = [side_at(rng, design.noise, slope, design.processes, design.rounds) for _ in range(2)]
+        data.append([[values for values, _ in drawn]])  # by row, by look: (baseline, candidate)
+        levels.append([level for _, level in drawn])
+    judged: dict[tuple[int, float], list[Row]] = {}
+
+    def rows_at(k: int, alpha_k: float) -> list[Row]:
+        if (k, alpha_k) not in judged:
+            judged[k, alpha_k] = [
+                judge_pair(f"row{i}", *looks[min(k, len(looks) - 1)], 1.0 - alpha_k, [])
+                for i, looks in enumerate(data)
+            ]
+        return judged[k, alpha_k]
+
+    for taken in range(1, plan.looks):
+        for i, row in enumerate(judge_looks(plan, taken, rows_at, min_effect)):
+            if row.verdict != INCONCLUSIVE:
+                continue
+            base, cand = data[i][-1]
+            wide = rounds_multiple([base, cand], row) is None
+            processes, rounds = (
+                (design.processes, design.rounds) if wide else (design.processes // 2, 2 * design.rounds)
+            )
+            more = [
+                side_at(rng, design.noise, slopes[i], processes, rounds, levels[i][s])[0] for s in range(2)
+            ]
+            data[i].append((joined(base, more[0]), joined(cand, more[1])))
+    one_look = finish(rows_at(0, alpha), alpha, min_effect)
+    return judge_looks(plan, plan.looks, rows_at, min_effect), one_look
+
+
+def simulate_looks(
+    sessions: int,
+    seed: int,
+    looks: int,
+    alpha: float = 0.01,
+    min_effect: float = 0.02,
+    design: Design = LOOKS_DESIGNS[1],
+    slopes: Sequence[float] = LOOKS_SLOPES,
+) -> dict:
+    """Same-code sessions over `looks` planned looks: how many flagged a regression, how many
+    anything, and the rows inconclusive at the end against one look of the first look's size."""
+    rng = np.random.default_rng(seed)
+    plan = Plan.of(alpha, looks)
+    out = {"design": design.name, "sessions": sessions, "rows": len(slopes), "alpha": alpha, "looks": looks}
+    out.update(regression=0, either=0, inconclusive=0, inconclusive_one_look=0, decided_later=0)
+    for _ in range(sessions):
+        rows, first = looks_session(rng, design, plan, min_effect, slopes)
+        out["regression"] += any(row.verdict == REGRESSION for row in rows)
+        out["either"] += any(row.verdict in (REGRESSION, IMPROVEMENT) for row in rows)
+        out["inconclusive"] += sum(row.verdict == INCONCLUSIVE for row in rows)
+        out["inconclusive_one_look"] += sum(row.verdict == INCONCLUSIVE for row in first)
+        out["decided_later"] += sum(row.verdict != INCONCLUSIVE and (row.look or 1) > 1 for row in rows)
+    return out
+
+
+def format_looks(r: dict) -> str:
+    """The looks' simulation in three lines: the false alarms and the rows left inconclusive."""
+    n, rows = r["sessions"], r["sessions"] * r["rows"]
+    return "\n".join(
+        [
+            f"{r['design']}, {r['rows']} rows a session, alpha {r['alpha']} over {r['looks']} looks: "
+            f"{n} sessions of unchanged code",
+            f"flagged a regression {r['regression']} ({r['regression'] / n:.2%}), either way "
+            f"{r['either']} ({r['either'] / n:.2%})",
+            f"rows inconclusive: {r['inconclusive']} of {rows} after the looks "
+            f"({r['decided_later']} decided at a later look), {r['inconclusive_one_look']} after one look",
+        ]
+    )

@@ -30,6 +30,7 @@ from bench.base.errors import BenchInputError
 from bench.measure.ab import BASELINE, CANDIDATE, Pair
 from bench.measure.sampling import Job, ProcessSample, summary
 from bench.verdicts.exact import NO_GATE, Compared, ExactSection, Gate, counts_of
+from bench.verdicts.sequential import Plan, boundary, extra_until, judge_looks, looks_taken
 from bench.verdicts.stats import (
     Change,
     Values,
@@ -38,7 +39,7 @@ from bench.verdicts.stats import (
     rounds_factor,
     within_process_slope,
 )
-from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, choose_score, finish
+from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, choose_score
 
 SIDES = (BASELINE, CANDIDATE)
 PAIR_FOLDER = re.compile(r"^(\d{4})_")
@@ -59,9 +60,11 @@ def side_json(
     pairs: dict[str, tuple[dict[str, Job], dict[str, list[ProcessSample]]]],
     threads: int,
     ab: dict,
+    looks: dict[str, list[int]] | None = None,
 ) -> dict:
     """One side's pytest-benchmark JSON: the candidate's session as pytest-benchmark wrote it,
-    its benchmarks reduced to the paired ones, each with this side's rounds and sampling summary."""
+    its benchmarks reduced to the paired ones, each with this side's rounds and sampling summary
+    (and, by benchmark, its processes after each look where `ab` sampled it again)."""
     out = copy.deepcopy(candidate_json)
     stack = ab["sides"][side]
     fingerprint = out.setdefault("machine_info", {}).setdefault("longformer_bench", {})
@@ -74,7 +77,9 @@ def side_json(
         jobs, samples = pairs[entry["fullname"]]
         entry = copy.deepcopy(entry)
         entry["stats"] = side_stats(samples[side])
-        sampled = summary(samples[side], jobs[side], threads, entry["fullname"])
+        sampled = summary(
+            samples[side], jobs[side], threads, entry["fullname"], (looks or {}).get(entry["fullname"])
+        )
         entry["extra_info"] = sampled if side == "baseline" else {**entry.get("extra_info", {}), **sampled}
         entry["extra_info"]["ab_side"] = side
         exact = Pair(jobs, samples).exact(entry["fullname"])
@@ -202,13 +207,26 @@ def pair_stack_differences(pair: dict[str, dict]) -> list[str]:
 
 
 def judge_saved(pair: dict[str, dict], alpha: float, min_effect: float) -> list[Row]:
-    """Every benchmark of a saved pair, judged together (Holm over the session's rows)."""
+    """Every benchmark of a saved pair, judged together (Holm over the session's rows), look by
+    look as `ab` judged them (bench/verdicts/sequential.py: the plan in the `ab` block, each
+    benchmark's processes after each look in its extra_info; one look where neither is saved)."""
     differs = pair_stack_differences(pair)
-    rows = [
-        judge_pair(name, Values.from_extra_info(base), Values.from_extra_info(cand), 1.0 - alpha, differs)
-        for name, base, cand in paired_extra_info(pair)
-    ]
-    return finish(rows, alpha, min_effect)
+    plan = Plan.saved(pair[CANDIDATE].get("ab", {}).get("looks"), alpha)
+    paired = [(name, base, cand, cand.get("looks")) for name, base, cand in paired_extra_info(pair)]
+
+    def rows_at(k: int, alpha_k: float) -> list[Row]:
+        return [
+            judge_pair(
+                name,
+                Values.from_extra_info(extra_until(base, boundary(looks, k))),
+                Values.from_extra_info(extra_until(cand, boundary(looks, k))),
+                1.0 - alpha_k,
+                differs,
+            )
+            for name, base, cand, looks in paired
+        ]
+
+    return judge_looks(plan, looks_taken([looks for *_, looks in paired]), rows_at, min_effect)
 
 
 def sweep_seconds(pair: dict[str, dict], name: str) -> float:
@@ -239,16 +257,23 @@ def needed_seconds(pair: dict[str, dict], row: Row) -> float | None:
     if row.needed_factor is None:
         return None
     extras = shared_extra(pair, row.benchmark)
-    sides = [Values.from_extra_info(extra) for extra in extras]
-    if any(len(v.rounds) < 2 or any(len(r) < 2 for r in v.rounds) for v in sides):
-        factor = row.needed_factor  # no rounds saved: all of the spread taken for the rounds'
-    else:
-        slope = within_process_slope(sides) or 0.0
-        factor = rounds_factor([score_rounds(v, row.decided_by, slope) for v in sides], row.needed_factor)
-        if factor is None:
-            return None
+    factor = rounds_multiple([Values.from_extra_info(extra) for extra in extras], row)
+    if factor is None:
+        return None
     sweeps = extras[1].get("rounds_per_worker") or 0
     return factor * sweeps * sweep_seconds(pair, row.benchmark)
+
+
+def rounds_multiple(sides: list[Values], row: Row) -> float | None:
+    """How many times its rounds an inconclusive row would need (stats.rounds_factor on the score
+    that decided it); None where no number of rounds would, only more processes (or, on the edge,
+    nothing)."""
+    if row.needed_factor is None:
+        return None
+    if any(len(v.rounds) < 2 or any(len(r) < 2 for r in v.rounds) for v in sides):
+        return row.needed_factor  # no rounds saved: all of the spread taken for the rounds'
+    slope = within_process_slope(sides) or 0.0
+    return rounds_factor([score_rounds(v, row.decided_by, slope) for v in sides], row.needed_factor)
 
 
 def decides_with(pair: dict[str, dict], row: Row) -> str:
@@ -317,6 +342,7 @@ def pair_json(
                 "calibrated": change(row.calibrated),
                 "calibration": change(row.calibration),
                 "slope": row.slope,
+                "look": row.look,  # the look that decided (None: one look planned)
                 "exact": exact.as_json(row.benchmark),
             }
         )

@@ -30,6 +30,7 @@ from bench.verdicts.notation import (
     wrap,
 )
 from bench.verdicts.pairs import CANDIDATE, SIDES, decides_with
+from bench.verdicts.sequential import Plan
 from bench.verdicts.verdict import CALIBRATED, INCONCLUSIVE, RAW, Row, counts
 
 INDENT = "    "  # the figures under a benchmark's name
@@ -87,8 +88,20 @@ def two_line_table(header: Sequence[str], rows: list[tuple[str, Sequence[str]]])
 
 def verdict_cell(row: Row, pair: dict[str, dict]) -> str:
     if row.verdict != INCONCLUSIVE:
-        return row.verdict
+        return row.verdict if (row.look or 1) == 1 else f"{row.verdict} (look {row.look})"
     return f"{row.verdict} ({decides_with(pair, row)})"
+
+
+def looks_note(ab: dict, alpha: float) -> list[str]:
+    """Where `ab` planned more than one look: each look's alpha (bench/verdicts/sequential.py)."""
+    plan = Plan.saved(ab.get("looks"), alpha)
+    if plan.looks == 1:
+        return []
+    spent = ", ".join(f"{a:.2g}" for a in plan.alphas)
+    return [
+        f"looks: {plan.looks} planned, alpha {spent} (a row's interval and Holm at its look's); "
+        "rows still inconclusive after a look were sampled again in fresh process pairs"
+    ]
 
 
 def describe_side(side: dict) -> str:
@@ -272,7 +285,8 @@ def format_pair(
             ]
             if ab.get("candidate_slowdown")
             else []
-        ),
+        )
+        + looks_note(ab, alpha),
         total=counts([row.verdict for row in rows]) if rows else "no paired benchmarks",
         exact=exact,
     )

@@ -101,6 +101,7 @@ class Row:
     p_adjusted: float | None = None
     needed_factor: float | None = None
     slope: float | None = None  # ab's calibrated score: how much a round moves with its calibration
+    look: int | None = None  # ab with --looks over 1: the look that decided (sequential.py)
 
     @property
     def decided(self) -> Change | None:
