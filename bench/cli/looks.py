@@ -44,12 +44,13 @@ def sample_until_decided(
     saved_now: Callable[[], dict[str, dict]],
     alpha: float,
     min_effect: float,
-    out: TextIO = sys.stderr,
+    out: TextIO | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> int:
     """Looks 2..K of the plan, each undecided row sampled again while the budget lasts; the looks
     taken (1 where none was needed or none fit). `saved_now()` is the pair as it would be saved
     now; every row's boundaries are kept in its recorded Pair's `looks`."""
+    out = out or sys.stderr  # as it is now: pytest's session swapped it while it ran
     began = clock()
     pool.progress = Progress()  # the session's bars drew on a terminal that pytest's session closed
     taken = 1
