@@ -146,46 +146,51 @@ def run(args: argparse.Namespace) -> int:
         code, plugin, candidate_json = run_ab_session(
             args, baseline, candidate, processes, seconds, slowdown, plan.looks > 1
         )
-        stack.callback(close_pool, plugin)  # before the baseline's checkout goes: later looks use both
-        pool = plugin.pool  # None where the session stopped before its servers started
-        pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
-        if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
-            selection = " ".join(args.pytest_args) or "no -m or -k"
-            raise BenchInputError(
-                f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
-                "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
-            )
-        if code != 0:
-            print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
-            return int(code)
-        session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        sides = {
-            BASELINE: {
-                **plugin.pool.stacks[BASELINE],
-                "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
-                "ref": args.baseline_ref,
-                **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
-                "env": env,
-                "options": options,
-            },
-            CANDIDATE: {
-                **plugin.pool.stacks[CANDIDATE],
-                "interpreter": candidate.python,
-                "ref": None,
-                **here,
-                "env": {},
-                "options": {},
-            },
-        }
-        info = {
-            "session": session,
-            "sides": sides,
-            "processes": processes,
-            "servers_per_side": plugin.pool.servers_per_side,
-            "seconds_per_benchmark": seconds,
-            "candidate_slowdown": slowdown or 0.0,
-        }
-        threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
+        stack.callback(close_pool, plugin)
+        # later looks sample in the session's pool, from the baseline's checkout: both kept till then
+        kept = (
+            stack.pop_all() if code == 0 and plugin.pool and plugin.pool.recorded else contextlib.ExitStack()
+        )
+    pool = plugin.pool  # None where the session stopped before its servers started
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
+    if code == NO_TESTS_COLLECTED or (code == 0 and not pairs):
+        selection = " ".join(args.pytest_args) or "no -m or -k"
+        raise BenchInputError(
+            f"ab: pytest's selection ({selection}) holds no sampled benchmark: nothing to compare "
+            "(python -m pytest --collect-only -q with the same -m/-k lists what it picks)"
+        )
+    if code != 0:
+        print(f"ab: the pytest session ended with exit code {code}; nothing saved", file=sys.stderr)
+        return int(code)
+    session = f"{datetime.datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    sides = {
+        BASELINE: {
+            **plugin.pool.stacks[BASELINE],
+            "interpreter": baseline.python,  # as given: a wrapper script's path, not what it execs
+            "ref": args.baseline_ref,
+            **({"commit": baseline_commit, "dirty": False} if args.baseline_ref else here),
+            "env": env,
+            "options": options,
+        },
+        CANDIDATE: {
+            **plugin.pool.stacks[CANDIDATE],
+            "interpreter": candidate.python,
+            "ref": None,
+            **here,
+            "env": {},
+            "options": {},
+        },
+    }
+    info = {
+        "session": session,
+        "sides": sides,
+        "processes": processes,
+        "servers_per_side": plugin.pool.servers_per_side,
+        "seconds_per_benchmark": seconds,
+        "candidate_slowdown": slowdown or 0.0,
+    }
+    threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
+    with kept:
         if plan.looks > 1:  # the rows still inconclusive sampled again (bench/cli/looks.py)
             info["looks"] = plan.as_json()
             more_looks(args, pool, plan, budget, lambda: sides_json(candidate_json, pool, threads, info))
@@ -267,6 +272,7 @@ def close_pool(plugin) -> None:
 
 
 def more_looks(args, pool, plan, budget, saved_now) -> None:
+    """Looks 2..K on the rows still inconclusive (imported here: it imports the verdict layer)."""
     from bench.cli.looks import sample_until_decided
 
     sample_until_decided(pool, plan, budget, saved_now, args.alpha, args.min_effect)
