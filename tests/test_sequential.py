@@ -255,19 +255,32 @@ def test_a_saved_pair_is_judged_look_by_look_on_the_processes_each_look_had():
     assert judge_saved(saved, 0.01, 0.02) == by_hand
 
 
-# 400 seeded same-code sessions of nine rows a design (about 15 s each here): the exact counts.
+# seeded same-code sessions of nine rows (about 20 s each set here): the exact counts, seed 1
 SESSIONS = 400
 
 
 def test_looks_keep_the_false_alarms_within_alpha_and_decide_more_rows_than_one_look():
     """Same code, no side offset (the error the plan controls: a bias between the sides is
-    none of a test on processes' to see, docs/verdicts.md), seed 1."""
+    none of a test on processes' to see, docs/verdicts.md), `ab`'s alpha and minimum effect."""
     result = simulate_looks(SESSIONS, seed=1, looks=2)
     assert (result["regression"], result["either"]) == (0, 0)
     assert result["regression"] <= 0.005 * SESSIONS and result["either"] <= 0.01 * SESSIONS
-    assert (result["inconclusive"], result["inconclusive_one_look"]) == (67, 658)
-    assert result["inconclusive"] < result["inconclusive_one_look"]
+    assert (result["inconclusive"], result["inconclusive_one_look"], result["decided_later"]) == (
+        67,
+        658,
+        799,
+    )
     assert format_looks(result).count("\n") == 2
+
+
+def test_where_the_rule_flags_often_the_looks_flag_no_more_than_one_look():
+    """At alpha 0.1 with no minimum effect only the tests decide, and nearly every row goes on to
+    look 2. The rule itself exceeds alpha here (it chooses its score from the data, Welch on a few
+    processes: docs/verdicts.md), so the check is against one look at the whole alpha: the plan's
+    looks, on more data, flag no more sessions."""
+    result = simulate_looks(200, seed=1, looks=2, alpha=0.1, min_effect=0.0)
+    assert (result["regression"], result["either"]) == (14, 26)
+    assert (result["regression_one_look"], result["either_one_look"]) == (15, 28)
 
 
 def test_power_rule_with_looks_prints_the_looks_simulation(capsys):

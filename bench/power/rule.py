@@ -258,11 +258,13 @@ def simulate_looks(
     rng = np.random.default_rng(seed)
     plan = Plan.of(alpha, looks)
     out = {"design": design.name, "sessions": sessions, "rows": len(slopes), "alpha": alpha, "looks": looks}
-    out.update(regression=0, either=0, inconclusive=0, inconclusive_one_look=0, decided_later=0)
+    out.update(regression=0, either=0, regression_one_look=0, either_one_look=0)
+    out.update(inconclusive=0, inconclusive_one_look=0, decided_later=0)
     for _ in range(sessions):
         rows, first = looks_session(rng, design, plan, min_effect, slopes)
-        out["regression"] += any(row.verdict == REGRESSION for row in rows)
-        out["either"] += any(row.verdict in (REGRESSION, IMPROVEMENT) for row in rows)
+        for key, judged in (("", rows), ("_one_look", first)):
+            out[f"regression{key}"] += any(row.verdict == REGRESSION for row in judged)
+            out[f"either{key}"] += any(row.verdict in (REGRESSION, IMPROVEMENT) for row in judged)
         out["inconclusive"] += sum(row.verdict == INCONCLUSIVE for row in rows)
         out["inconclusive_one_look"] += sum(row.verdict == INCONCLUSIVE for row in first)
         out["decided_later"] += sum(row.verdict != INCONCLUSIVE and (row.look or 1) > 1 for row in rows)
@@ -270,14 +272,16 @@ def simulate_looks(
 
 
 def format_looks(r: dict) -> str:
-    """The looks' simulation in three lines: the false alarms and the rows left inconclusive."""
+    """The looks' simulation in three lines: the false alarms and the rows left inconclusive, with
+    the looks and with one look of the first look's size at the whole alpha."""
     n, rows = r["sessions"], r["sessions"] * r["rows"]
     return "\n".join(
         [
             f"{r['design']}, {r['rows']} rows a session, alpha {r['alpha']} over {r['looks']} looks: "
             f"{n} sessions of unchanged code",
             f"flagged a regression {r['regression']} ({r['regression'] / n:.2%}), either way "
-            f"{r['either']} ({r['either'] / n:.2%})",
+            f"{r['either']} ({r['either'] / n:.2%}); one look: {r['regression_one_look']}, "
+            f"{r['either_one_look']}",
             f"rows inconclusive: {r['inconclusive']} of {rows} after the looks "
             f"({r['decided_later']} decided at a later look), {r['inconclusive_one_look']} after one look",
         ]
