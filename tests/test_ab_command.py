@@ -15,11 +15,12 @@ from fixtures.ab import SERVERS_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_CASE = "w32-L512-b2-blocked-forward and not backward"  # the fast profile's cheapest benchmark
-QUICK = ("--processes", "2", "--seconds", "2")  # every process a server: 12 s of CPU each here
+# every process a server: 12 s of CPU each here; one look (tests/test_sequential.py runs more)
+QUICK = ("--processes", "2", "--seconds", "2", "--looks", "1")
 # A gross effect only (CI must never fail by design): twice the time, at 8 processes a side. At 4,
 # on a loaded machine (load average 10-20), the injected 2x came out +94% [-14%, +340%]: raw time
 # decides there (the interpreters differ), and raw process medians then spread by 10% and more.
-DETECTING = ("--processes", "8", "--seconds", "2")
+DETECTING = ("--processes", "8", "--seconds", "2", "--looks", "1")
 VERDICTS = {"regression", "improvement", "no change", "inconclusive", "cannot tell"}
 # The last commit of the flat layout (bench/workloads.py, bench/spec.py): a baseline from before the
 # layers moved into subpackages, which the driving checkout's worker must still build from.

@@ -144,11 +144,18 @@ class FakePool:
         self.asked.append((name, processes, seconds))
         self.now += seconds / TIMED_SHARE + self.overrun
         pair = self.recorded[name]
-        pair.looks = pair.looks or [len(pair.samples[BASELINE])]
+        if not pair.looks:
+            pair.looks.append(len(pair.samples[BASELINE]))
         for samples in pair.samples.values():
             samples += [sample(100 + i, samples[0].seconds) for i in range(processes)]
         pair.looks.append(len(pair.samples[BASELINE]))
         return pair
+
+
+def recorded_by(pool: FakePool, threads: dict, meta: dict) -> tuple:
+    """sides_json's arguments after the candidate's JSON, from what the pool recorded so far."""
+    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()}
+    return pairs, threads, meta, {name: pair.looks for name, pair in pool.recorded.items()}
 
 
 def candidate_json() -> dict:
@@ -164,7 +171,7 @@ def info(looks: int) -> dict:
 def test_the_undecided_rows_are_sampled_again_in_the_unit_that_narrows_them():
     pool, out = FakePool(), io.StringIO()
     threads, meta = {BASELINE: 1, CANDIDATE: 1}, info(2)
-    saved_now = lambda: sides_json(candidate_json(), pool, threads, meta)  # noqa: E731
+    saved_now = lambda: sides_json(candidate_json(), *recorded_by(pool, threads, meta))  # noqa: E731
     taken = sample_until_decided(pool, Plan.of(0.01, 2), 60.0, saved_now, 0.01, 0.02, out, pool.clock)
     assert taken == 2
     # half the budget each: the first row's share is 60 / 2, the second's what is left
@@ -178,7 +185,7 @@ def test_the_undecided_rows_are_sampled_again_in_the_unit_that_narrows_them():
     assert lines[1].startswith("look 2/2 [2/2] rounds: more rounds, +2 pairs, ")
     assert lines[2] == "ab: 1 more look(s) took 60 s" and all(len(line) <= 100 for line in lines)
     # the saved pair keeps each row's processes after each look, and replays the looks
-    saved = sides_json(candidate_json(), pool, threads, meta)
+    saved = sides_json(candidate_json(), *recorded_by(pool, threads, meta))
     extra = {e["fullname"]: e["extra_info"] for e in saved[CANDIDATE]["benchmarks"]}
     assert extra[SPREAD]["looks"] == [4, 8] and extra[SPREAD]["workers"] == 8
     assert "looks" not in extra[STEADY]
@@ -194,7 +201,7 @@ def test_the_undecided_rows_are_sampled_again_in_the_unit_that_narrows_them():
 def test_a_budget_too_small_for_a_look_samples_nothing_and_says_so():
     pool, out = FakePool(), io.StringIO()
     threads, meta = {BASELINE: 1, CANDIDATE: 1}, info(3)
-    saved_now = lambda: sides_json(candidate_json(), pool, threads, meta)  # noqa: E731
+    saved_now = lambda: sides_json(candidate_json(), *recorded_by(pool, threads, meta))  # noqa: E731
     # three looks: the first of two undecided rows' share is budget / (2 looks x 2 rows)
     budget = 4 * MIN_SHARE - 1
     taken = sample_until_decided(pool, Plan.of(0.01, 3), budget, saved_now, 0.01, 0.02, out, pool.clock)
@@ -208,7 +215,7 @@ def test_a_row_left_out_of_a_look_keeps_its_processes_as_that_looks_boundary():
     fits: it keeps its 4 processes as its look-2 boundary; look 3 fits none, and says so."""
     pool, out = FakePool(overrun=20.0), io.StringIO()
     threads, meta = {BASELINE: 1, CANDIDATE: 1}, info(3)
-    saved_now = lambda: sides_json(candidate_json(), pool, threads, meta)  # noqa: E731
+    saved_now = lambda: sides_json(candidate_json(), *recorded_by(pool, threads, meta))  # noqa: E731
     budget = 4 * MIN_SHARE + 1
     assert sample_until_decided(pool, Plan.of(0.01, 3), budget, saved_now, 0.01, 0.02, out, pool.clock) == 2
     assert pool.asked == [(SPREAD, 4, pytest.approx(TIMED_SHARE * budget / 4))]

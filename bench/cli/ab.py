@@ -191,10 +191,12 @@ def run(args: argparse.Namespace) -> int:
     }
     threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
     with kept:
+        looks = {name: pair.looks for name, pair in pool.recorded.items()}  # filled by later looks
         if plan.looks > 1:  # the rows still inconclusive sampled again (bench/cli/looks.py)
             info["looks"] = plan.as_json()
-            more_looks(args, pool, plan, budget, lambda: sides_json(candidate_json, pool, threads, info))
-        return judge_and_save(args, results, session, sides_json(candidate_json, pool, threads, info))
+            saved_now = lambda: sides_json(candidate_json, pairs, threads, info, looks)  # noqa: E731
+            more_looks(args, pool, plan, budget, saved_now)
+        return judge_and_save(args, results, session, info, pairs, threads, candidate_json, looks)
 
 
 def looks_plan(args: argparse.Namespace):
@@ -245,23 +247,22 @@ def pytest_summary(text: str) -> str:
     return text[start:].rstrip()
 
 
-def sides_json(candidate_json, pool, threads, info) -> dict[str, dict]:
-    """Both sides' JSON as the pair is saved, from what the pool recorded so far (each side with its
-    own worker thread count, each benchmark with its processes after each look)."""
+def sides_json(candidate_json, pairs, threads, info, looks=None) -> dict[str, dict]:
+    """Both sides' JSON as the pair is saved (each side with its own worker thread count, each
+    benchmark with its processes after each look where it was sampled again)."""
     from bench.verdicts.pairs import side_json
 
-    pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()}
-    looks = {name: pair.looks for name, pair in pool.recorded.items()}
     return {
         side: side_json(candidate_json, side, pairs, threads[side], info, looks)
         for side in (BASELINE, CANDIDATE)
     }
 
 
-def judge_and_save(args, results, session, saved) -> int:
+def judge_and_save(args, results, session, info, pairs, threads, candidate_json, looks=None) -> int:
     """Both sides saved as a pair and judged."""
     from bench.verdicts.pairs import save_pair
 
+    saved = sides_json(candidate_json, pairs, threads, info, looks)
     return judge_and_print_pair(args, saved, save_pair(results, session, saved))
 
 
