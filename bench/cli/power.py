@@ -67,7 +67,9 @@ def setup(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--processes", default="10", help="with --ab: processes per side (default 10, as ab)")
     parser.add_argument(
-        "--seconds", default="20", help="with --ab: seconds per benchmark (default 20, as ab)"
+        "--seconds",
+        default="20",
+        help="with --ab: seconds per benchmark (default 20, ab's one look before --looks)",
     )
     parser.add_argument(
         "--rule",
