@@ -60,6 +60,8 @@ changes: $(STAMP)
 # This checkout against a baseline, both sampled in one session (the pull-request check): the fast
 # training step and the attention layers that train (-m pr); the whole fast profile, e.g.
 #   make ab AB_ARGS="--baseline-ref origin/main -m fast --fail-on-regression"
+# Rows still inconclusive after the first look (12 s a row) are sampled again, 2 looks within a
+# --budget of 120 s (docs/ab.md, "Sampling until decided"); e.g. --looks 3 --budget 180 for more.
 AB_ARGS ?= --baseline-ref origin/main -m pr --fail-on-regression --fail-on-growth
 ab: $(STAMP)
 	$(BIN)/python -m bench ab $(AB_ARGS)
