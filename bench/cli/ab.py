@@ -24,6 +24,8 @@ from bench.harness.options import OPTIONS, positive_float, positive_int
 from bench.measure.ab import (
     BASELINE,
     CANDIDATE,
+    EXPLAIN,
+    EXPLAIN_AUTO,
     assignments,
     check_python,
     checkout_state,
@@ -78,6 +80,14 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
     )
     add_gate(parser)
+    parser.add_argument(
+        "--explain",
+        choices=EXPLAIN,
+        default=EXPLAIN_AUTO,
+        help="where the time went, by aten operator, from one profiled round a process after the timed "
+        "ones: auto (default) profiles rows whose pass costs at most 10%% of --seconds and shows it "
+        "under rows judged a change; all profiles and shows every row; none profiles nothing",
+    )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -159,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
         "servers_per_side": plugin.pool.servers_per_side,
         "seconds_per_benchmark": seconds,
         "candidate_slowdown": slowdown or 0.0,
+        "explain": args.explain,
     }
     threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
     return judge_and_save(args, results, session, info, pairs, threads, candidate_json)
@@ -175,7 +186,7 @@ def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
 
     # the terminal as it is now: pytest captures fd 2 while its tests run
     out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
-    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out)
+    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out, args.explain)
     held = io.StringIO()
     with tempfile.TemporaryDirectory() as tmp, out:
         report = Path(tmp) / "candidate.json"
