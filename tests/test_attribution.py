@@ -8,7 +8,11 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from scipy import stats
@@ -31,6 +35,9 @@ from bench.verdicts.attribution import (
 from bench.verdicts.notation import WIDTH
 from bench.verdicts.pairs import side_json
 from bench.verdicts.verdict import Row, holm
+from fixtures.ab import SERVERS_ENV
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ALPHA = 0.01
 NAME = "bench/x.py::test_x"
@@ -229,3 +236,40 @@ def test_the_json_and_markdown_carry_the_attribution():
     markdown = judged(fake_pair(ALL), "markdown")
     assert "- `x` where (cpu time of a profiled round, 5+5 processes): +" in markdown
     assert summary_text(attribute(*saved(), ALPHA)).startswith("where (cpu time")
+
+
+STRUCTURAL = ROOT / "scripts" / "structural"
+GELU_TIMES = "40"  # a gross slowdown of aten::gelu alone (sitecustomize.py's slow-gelu)
+
+
+def test_a_slowdown_of_one_operator_is_attributed_to_it_live(tmp_path):
+    """ab with slow-gelu injected into the candidate (as scripts/structural/sessions.py runs it),
+    every row explained: aten::gelu comes first, its calls changed exactly, and re-judging the
+    saved pair (compare --ab) gives the same attribution."""
+    results = tmp_path / "results"
+    env = {
+        **os.environ,
+        SERVERS_ENV: "1",
+        "LFBENCH_STRUCTURAL": "slow-gelu",
+        "LFBENCH_SLOW_GELU_TIMES": GELU_TIMES,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(STRUCTURAL), os.environ.get("PYTHONPATH")])),
+    }
+    common = ["--format", "json", "--results", str(results)]
+    ab = ["ab", "--baseline-env", "LFBENCH_STRUCTURAL=", "--processes", "3", "--seconds", "3"]
+    command = [sys.executable, "-m", "bench", *ab, "--explain", "all", *common, "-k", "train_step_fast"]
+    run = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = json.loads(run.stdout)
+    (entry,) = result["benchmarks"]
+    attribution = entry["attribution"]
+    assert attribution["top"][0]["op"] == "aten::gelu" and attribution["top"][0]["change_ms"] > 0
+    assert attribution["processes"] == [3, 3]
+    (gelu,) = [calls for calls in attribution["calls_changed"] if calls[0] == "aten::gelu"]
+    layers = json.loads((ROOT / "fixtures" / "embedded" / "model" / "config.json").read_text())[
+        "num_hidden_layers"
+    ]
+    assert gelu[2] - gelu[1] == (int(GELU_TIMES) - 1) * layers  # the default model: the embedded one
+    compare = [sys.executable, "-m", "bench", "compare", "--ab", result["pair"], *common]
+    again = subprocess.run(compare, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["benchmarks"][0]["attribution"] == attribution
