@@ -335,3 +335,22 @@ def test_sessions_refuse_bad_arguments_before_any_session(tmp_path, capsys, args
     assert sessions.main([*args, "--out", str(tmp_path)], run=fake) == 2
     assert message in capsys.readouterr().err
     assert fake.calls == []
+
+
+def test_sessions_name_the_operator_first_in_each_explained_row(tmp_path):
+    """With ab --explain, a row's line ends with its attribution's first operator (* significant),
+    and the summary counts which came first in the regression rows and how many rows flagged any."""
+    top = {"op": "aten::gelu", "change_ms": 1.523, "significant": True}
+    result = ab_result(tmp_path, True)
+    result["benchmarks"][0].update(
+        verdict="regression", attribution={"top": [top], "significant": ["aten::gelu"]}
+    )
+    code, lines = run_sessions(tmp_path, FakeAb(result), "2", "slow-gelu")
+    assert code == 0
+    assert " ".join(" ".join(lines[:2]).split()).endswith(
+        "; timing regression +0.4%; where aten::gelu +1.52 ms*"
+    )
+    assert lines[-2:] == [
+        "where: first operator of the regression rows: aten::gelu 2",
+        "where: an operator significant in 2 of 2 explained rows",
+    ]
