@@ -10,6 +10,7 @@ import pytest
 
 from bench.harness.options import option_defaults
 from bench.measure.jobs import FAST_BATCHES, train_step_params
+from bench.measure.profile import COMPILED, op_name
 from bench.measure.sampling import Job, Server, Side, WorkerFailed, WorkerPool, schedule, summary
 from fixtures.sampling import INJECT_ENV, injected_slowdown
 
@@ -162,3 +163,14 @@ def test_the_profiled_pass_keeps_within_its_budget(pool):
     slots = [[worker] for worker in pool.workers]
     assert [s.profile for s in schedule(slots, job, True, profile_seconds=0.0).values()] == [None, None]
     assert all(s.profile["ops"] for s in schedule(slots, job, True).values())
+
+
+def test_the_profile_keeps_aten_operators_and_compiled_graphs_under_one_name():
+    """flex_attention on the CPU and --compile run as compiled graphs, each an event named by its
+    hash with no aten operator inside: their time is kept, under one name; dynamo's ranges not."""
+    assert op_name("aten::gelu") == "aten::gelu"
+    assert op_name("## Call CompiledFxGraph ffmmxhgrhz2iyznw ##") == COMPILED == "compiled::graphs"
+    assert [op_name(key) for key in ("Torch-Compiled Region: 0/0", "TorchDynamo Cache Lookup")] == [
+        None,
+        None,
+    ]
