@@ -273,3 +273,10 @@ def test_a_slowdown_of_one_operator_is_attributed_to_it_live(tmp_path):
     again = subprocess.run(compare, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["benchmarks"][0]["attribution"] == attribution
+
+
+def test_a_bad_explain_is_refused_by_name_before_anything_runs():
+    command = [sys.executable, "-m", "bench", "ab", "--baseline-ref", "HEAD", "--explain", "some"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "argument --explain: invalid choice: 'some'" in run.stderr
