@@ -359,7 +359,7 @@ def schedule(
                     one_round(worker)
             done += 1
             tick(samples)
-        for slot in slots:
+        for slot in profiling.order.sample(list(slots), len(slots)):
             profiling.run(slot)
         ask_all([worker for slot in slots for worker in slot], "finish")
         return samples
@@ -392,7 +392,7 @@ PROFILE_SEED = 0  # the profiled pass draws its order apart from the rounds' (th
 
 class Profiling:
     """The profiled pass of one job: one round under the profiler in each worker, one at a time, a
-    slot's workers in an order of their own (drawn with PROFILE_SEED). Within `budget` seconds: the
+    slot's workers (and, interleaved, the slots) in an order of their own (drawn with PROFILE_SEED). Within `budget` seconds: the
     first slot only where two slots' estimate fits (one pair alone gives no spread), each later one
     where the cost so far plus the mean slot's cost fits; an infinite budget profiles every worker."""
 
