@@ -392,9 +392,10 @@ PROFILE_SEED = 0  # the profiled pass draws its order apart from the rounds' (th
 
 class Profiling:
     """The profiled pass of one job: one round under the profiler in each worker, one at a time, a
-    slot's workers (and, interleaved, the slots) in an order of their own (drawn with PROFILE_SEED). Within `budget` seconds: the
-    first slot only where two slots' estimate fits (one pair alone gives no spread), each later one
-    where the cost so far plus the mean slot's cost fits; an infinite budget profiles every worker."""
+    slot's workers (and, interleaved, the slots) in an order of their own (drawn with PROFILE_SEED).
+    Within `budget` seconds: the first slot only where two slots' estimate fits (one pair alone gives
+    no spread), each later one where the cost so far plus the mean slot's cost fits; an infinite
+    budget profiles every worker."""
 
     def __init__(self, job: Job, samples: dict[int, ProcessSample], budget: float) -> None:
         self.job, self.samples, self.budget = job, samples, budget
