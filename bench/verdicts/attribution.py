@@ -23,6 +23,7 @@ much. No torch here.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections import Counter
@@ -136,22 +137,24 @@ def attribute(baseline: dict | None, candidate: dict | None, alpha: float) -> At
     key = "device_us" if timing == "device" else "self_us"
     times = [per_op(side, key) for side in (baseline, candidate)]
     calls = [per_op(side, "calls") for side in (baseline, candidate)]
-    ops = sorted(times[0].keys() | times[1].keys())
     zeros = [[0.0] * n[0], [0.0] * n[1]]
-    changes = []
-    for op in ops:
+    measured = []
+    for op in sorted(times[0].keys() | times[1].keys()):
         b, c = ([us / 1000 for us in times[i].get(op, zeros[i])] for i in (0, 1))
         diff, low, high, p = welch(b, c, 1 - alpha)
         base = statistics.fmean(b)
         op_calls = tuple(usual([int(v) for v in calls[i].get(op, zeros[i])]) for i in (0, 1))
-        changes.append(
-            (op, base, statistics.fmean(c), diff, low, high, diff / base if base else None, p, op_calls)
+        relative = diff / base if base else None
+        measured.append(
+            OpChange(op, base, statistics.fmean(c), diff, low, high, relative, None, p, p, False, op_calls)
         )
-    total = sum(change[3] for change in changes)
-    adjusted = holm([change[7] for change in changes]) if changes else []
+    total = sum(o.change_ms for o in measured)
+    adjusted = holm([o.p_value for o in measured])
     ranked = [
-        OpChange(op, b, c, d, lo, hi, rel, d / total if total else None, p, q, q < alpha, calls)
-        for (op, b, c, d, lo, hi, rel, p, calls), q in zip(changes, adjusted, strict=True)
+        dataclasses.replace(
+            o, share=o.change_ms / total if total else None, p_adjusted=q, significant=q < alpha
+        )
+        for o, q in zip(measured, adjusted, strict=True)
     ]
     ranked.sort(key=lambda o: (not o.significant, -abs(o.change_ms), o.op))
     by_calls = [(o.op, *o.calls) for o in ranked if o.calls[0] != o.calls[1]]
