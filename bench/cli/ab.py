@@ -26,6 +26,7 @@ from bench.measure.ab import (
     CANDIDATE,
     EXPLAIN,
     EXPLAIN_AUTO,
+    PROFILE_SHARE,
     assignments,
     check_python,
     checkout_state,
@@ -85,8 +86,8 @@ def setup(parser: argparse.ArgumentParser) -> None:
         choices=EXPLAIN,
         default=EXPLAIN_AUTO,
         help="where the time went, by aten operator, from one profiled round a process after the timed "
-        "ones: auto (default) profiles rows whose pass costs at most 10%% of --seconds and shows it "
-        "under rows judged a change; all profiles and shows every row; none profiles nothing",
+        f"ones: auto (default) profiles rows whose pass costs at most {PROFILE_SHARE:.0%}% of --seconds "
+        "and shows it under rows judged a change; all profiles and shows every row; none profiles nothing",
     )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
