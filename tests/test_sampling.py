@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from bench.harness.options import option_defaults
-from bench.measure.sampling import Job, Server, Side, WorkerFailed, WorkerPool, summary
+from bench.measure.jobs import FAST_BATCHES, train_step_params
+from bench.measure.profile import COMPILED, op_name
+from bench.measure.sampling import Job, Server, Side, WorkerFailed, WorkerPool, schedule, summary
 from fixtures.sampling import INJECT_ENV, injected_slowdown
 
 PARAMS = {"implementation": "blocked", "window": 32, "seq_len": 512, "batch": 2, "passes": "forward"}
@@ -126,3 +128,49 @@ def test_a_finished_job_gives_its_memory_back_through_one_code_path(run_spec):
     assert workloads._initial_models
     release_memory(run_spec.device)
     assert workloads._initial_models == {}  # the worker holds the weights no more
+
+
+# operators the profiler and the dispatch-mode counter (counts.py) both see once a call: kernels
+# that autograd or the model call and no other kernel calls inside itself (a composite such as
+# aten::linear reaches the profiler but not the counter, which sees what it decomposes into; a
+# copy_ or empty inside a kernel reaches the profiler alone)
+LEAF_OPS = ("mm", "addmm", "bmm", "gelu", "gelu_backward", "native_layer_norm", "_softmax", "embedding")
+
+
+def test_a_profiled_pass_counts_the_calls_the_counted_round_counts(pool):
+    """After its timed rounds every worker profiles one more round of the same step
+    (bench/measure/profile.py): its leaf operators' calls are the exact counts' op calls, and the
+    summary keeps one table a process; a job not profiled keeps none."""
+    job = Job("training_step", train_step_params("hf", FAST_BATCHES[-1]), rounds=1, warmup=1, profiled=True)
+    samples = pool.sample(job)
+    for sample in samples:
+        calls = {op: entry[1] for op, entry in sample.profile["ops"].items()}
+        assert {op: calls[f"aten::{op}"] for op in LEAF_OPS} == {
+            op: sample.exact[f"op_calls.aten.{op}"] for op in LEAF_OPS
+        }
+        assert all(entry[0] >= 0 and entry[2] == 0 for entry in sample.profile["ops"].values())  # no CUDA
+        assert sample.profile["device"] is False and sample.profile["seconds"] > 0
+    profile = summary(samples, job, threads=1)["profile"]
+    assert profile["ops"] == sorted(samples[0].profile["ops"].keys() | samples[1].profile["ops"].keys())
+    assert len(profile["self_us"]) == len(profile["calls"]) == len(profile["seconds"]) == 2
+    assert "device_us" not in profile
+    assert "profile" not in summary(pool.sample(JOB), JOB, threads=1)
+
+
+def test_the_profiled_pass_keeps_within_its_budget(pool):
+    """No time for two slots' estimate: no worker profiles; an infinite budget: every one."""
+    job = Job("attention_step", PARAMS, rounds=1, warmup=1, profiled=True)
+    slots = [[worker] for worker in pool.workers]
+    assert [s.profile for s in schedule(slots, job, True, profile_seconds=0.0).values()] == [None, None]
+    assert all(s.profile["ops"] for s in schedule(slots, job, True).values())
+
+
+def test_the_profile_keeps_aten_operators_and_compiled_graphs_under_one_name():
+    """flex_attention on the CPU and --compile run as compiled graphs, each an event named by its
+    hash with no aten operator inside: their time is kept, under one name; dynamo's ranges not."""
+    assert op_name("aten::gelu") == "aten::gelu"
+    assert op_name("## Call CompiledFxGraph ffmmxhgrhz2iyznw ##") == COMPILED == "compiled::graphs"
+    assert [op_name(key) for key in ("Torch-Compiled Region: 0/0", "TorchDynamo Cache Lookup")] == [
+        None,
+        None,
+    ]

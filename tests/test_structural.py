@@ -149,6 +149,23 @@ def test_mlm_matmul_adds_two_hidden_x_hidden_products_and_keeps_the_identity(run
     assert counted["mlm-matmul"].losses == counted["none"].losses
 
 
+def test_slow_gelu_adds_gelu_calls_alone(run_spec, counted):
+    """The activation applied LFBENCH_SLOW_GELU_TIMES - 1 more times in every layer, without
+    autograd: that many more aten::gelu calls, nothing saved, no FLOP (elementwise), no backward;
+    the extra outputs are freed at once, before the round's peak; the losses as they were."""
+    extra = (structural.slow_gelu_times() - 1) * run_spec.config.num_hidden_layers
+    assert changed(counted, "slow-gelu") == {"op_calls": extra, "op_calls.aten.gelu": extra}
+    assert counted["slow-gelu"].losses == counted["none"].losses
+
+
+def test_a_bad_slow_gelu_factor_is_refused_naming_its_variable(monkeypatch):
+    monkeypatch.setenv(structural.SLOW_GELU_VARIABLE, "0")
+    with pytest.raises(ValueError, match="LFBENCH_SLOW_GELU_TIMES=0: expected a positive integer"):
+        structural.requested("slow-gelu")
+    monkeypatch.setenv(structural.SLOW_GELU_VARIABLE, "3")
+    assert structural.slow_gelu_times() == 3
+
+
 def test_without_an_injection_and_after_one_every_count_is_the_same(counted):
     assert counted["after"] == counted["none"]
     assert changed(counted, "after") == {}
@@ -204,7 +221,7 @@ def test_an_unknown_name_stops_the_interpreter_naming_the_variable():
     assert run.returncode == 2
     assert run.stdout == ""
     assert "LFBENCH_STRUCTURAL=item,graph-break: unknown injection 'graph-break'" in run.stderr
-    assert "expected a comma list of saved-activation, item, mlm-matmul" in run.stderr
+    assert "expected a comma list of saved-activation, item, mlm-matmul, slow-gelu" in run.stderr
 
 
 _spec = importlib.util.spec_from_file_location("lfbench_sessions", FOLDER / "sessions.py")
@@ -318,3 +335,22 @@ def test_sessions_refuse_bad_arguments_before_any_session(tmp_path, capsys, args
     assert sessions.main([*args, "--out", str(tmp_path)], run=fake) == 2
     assert message in capsys.readouterr().err
     assert fake.calls == []
+
+
+def test_sessions_name_the_operator_first_in_each_explained_row(tmp_path):
+    """With ab --explain, a row's line ends with its attribution's first operator (* significant),
+    and the summary counts which came first in the regression rows and how many rows flagged any."""
+    top = {"op": "aten::gelu", "change_ms": 1.523, "significant": True}
+    result = ab_result(tmp_path, True)
+    result["benchmarks"][0].update(
+        verdict="regression", attribution={"top": [top], "significant": ["aten::gelu"]}
+    )
+    code, lines = run_sessions(tmp_path, FakeAb(result), "2", "slow-gelu")
+    assert code == 0
+    assert " ".join(" ".join(lines[:2]).split()).endswith(
+        "; timing regression +0.4%; where aten::gelu +1.52 ms*"
+    )
+    assert lines[-2:] == [
+        "where: first operator of the regression rows: aten::gelu 2",
+        "where: an operator significant in 2 of 2 explained rows",
+    ]

@@ -24,6 +24,9 @@ from bench.harness.options import OPTIONS, positive_float, positive_int
 from bench.measure.ab import (
     BASELINE,
     CANDIDATE,
+    EXPLAIN,
+    EXPLAIN_AUTO,
+    PROFILE_SHARE,
     assignments,
     check_python,
     checkout_state,
@@ -98,6 +101,14 @@ def setup(parser: argparse.ArgumentParser) -> None:
         default=str(LOOKS_BUDGET),
         metavar="SECONDS",
         help=f"wall time the looks after the first may take in all (default {LOOKS_BUDGET})",
+    )
+    parser.add_argument(
+        "--explain",
+        choices=EXPLAIN,
+        default=EXPLAIN_AUTO,
+        help="where the time went, by aten operator, from one profiled round a process after the timed "
+        f"ones: auto (default) profiles rows whose pass costs at most {PROFILE_SHARE:.0%}% of --seconds "
+        "and shows it under rows judged a change; all profiles and shows every row; none profiles nothing",
     )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
@@ -188,6 +199,7 @@ def run(args: argparse.Namespace) -> int:
         "servers_per_side": plugin.pool.servers_per_side,
         "seconds_per_benchmark": seconds,
         "candidate_slowdown": slowdown or 0.0,
+        "explain": args.explain,
     }
     threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
     with kept:
@@ -217,7 +229,9 @@ def run_ab_session(args, baseline, candidate, processes, seconds, slowdown, keep
 
     # the terminal as it is now: pytest captures fd 2 while its tests run
     out = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
-    plugin = ABPlugin(baseline, candidate, processes, seconds, slowdown, out, keep_pool)
+    plugin = ABPlugin(
+        baseline, candidate, processes, seconds, slowdown, out, keep_pool=keep_pool, explain=args.explain
+    )
     held = io.StringIO()
     with tempfile.TemporaryDirectory() as tmp, out:
         report = Path(tmp) / "candidate.json"

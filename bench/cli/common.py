@@ -94,17 +94,18 @@ def output_format(args: argparse.Namespace) -> str:
 def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where: Path) -> int:
     """An A/B pair's verdicts in --format, its exact counts apart, and the exit code
     --fail-on-regression and --fail-on-growth ask for."""
-    from bench.verdicts.pairs import exact_section, judge_saved, pair_json
+    from bench.verdicts.pairs import exact_section, judge_saved, pair_attributions, pair_json
     from bench.verdicts.tables import format_pair
     from bench.verdicts.verdict import any_regression
 
     rows = judge_saved(saved, args.alpha, args.min_effect)
     exact = exact_section(saved, gate(args))
+    explained = pair_attributions(saved, rows, args.alpha)
     style = output_format(args)
     if style == "json":
-        print(pair_json(saved, rows, where, exact))
+        print(pair_json(saved, rows, where, exact, explained))
     else:
-        print(format_pair(saved, rows, args.alpha, args.min_effect, where, style, exact))
+        print(format_pair(saved, rows, args.alpha, args.min_effect, where, style, exact, explained))
     return exit_code(any_regression(rows), args, exact)
 
 

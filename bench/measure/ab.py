@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import random
 import shutil
 import statistics
@@ -42,6 +43,12 @@ from bench.measure.sampling import (
 )
 
 BASELINE, CANDIDATE = "baseline", "candidate"
+# `ab --explain`: which rows get the profiled pass (and show where the time went). auto: every
+# row whose pass costs at most PROFILE_SHARE of its --seconds (its rows judged a change show it);
+# all: every row, whatever it costs; none: no pass.
+EXPLAIN_AUTO, EXPLAIN_ALL, EXPLAIN_NONE = "auto", "all", "none"
+EXPLAIN = (EXPLAIN_AUTO, EXPLAIN_ALL, EXPLAIN_NONE)
+PROFILE_SHARE = 0.10
 # One server a process: workers forked from one server share its memory layout (one exec: one
 # draw of address-space randomization and allocator state), which shifts them all alike. Measured
 # over 41 trials of blocked w128-L2048 with two servers a side, the two servers' worker means
@@ -94,6 +101,7 @@ class ABPool:
     seed: int = 0
     servers_per_side: int = 0  # 0: one a process; fewer only in self-tests that need speed
     progress: Progress = field(default_factory=Progress)
+    explain: str = EXPLAIN_NONE  # which benchmarks get the profiled pass (EXPLAIN)
     stacks: dict[str, dict] = field(default_factory=dict)
     last: Pair | None = None
     recorded: dict[str, Pair] = field(default_factory=dict)  # by benchmark, filled by fixtures/sampling.py
@@ -161,7 +169,9 @@ class ABPool:
     def sample(self, job: Job) -> list[ProcessSample]:
         """Sample `job` on both sides (kept in `last`); the candidate's samples, as WorkerPool's
         `sample` returns them, so a benchmark's own recording code runs unchanged."""
-        by_pid = schedule(self.pairs, job, self.interleave, self.seconds, self.order, self.watch())
+        job = dataclasses.replace(job, profiled=self.explain != EXPLAIN_NONE)
+        budget = math.inf if self.explain == EXPLAIN_ALL else PROFILE_SHARE * self.seconds
+        by_pid = schedule(self.pairs, job, self.interleave, self.seconds, self.order, self.watch(), budget)
         samples = {
             BASELINE: [by_pid[base.pid] for base, _ in self.pairs],
             CANDIDATE: [by_pid[cand.pid] for _, cand in self.pairs],

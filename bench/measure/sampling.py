@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import random
 import socket
@@ -49,7 +50,8 @@ class Job:
     `slowdown` is for the detector's self-tests only: it stretches every timed round by that fraction
     of the round's own time with extra work inside the timed region (bench/measure/worker.py's ExtraWork).
     `counted`: each worker counts one untimed round exactly after its warm-up (bench/measure/counts.py);
-    a probe that only sizes a benchmark skips it.
+    a probe that only sizes a benchmark skips it. `profiled`: after the timed rounds, workers profile
+    one more round each (bench/measure/profile.py; `schedule` says which), for `ab --explain`.
     """
 
     workload: str
@@ -58,6 +60,7 @@ class Job:
     warmup: int = 1
     slowdown: float = 0.0
     counted: bool = True
+    profiled: bool = False
 
     def describe(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
@@ -101,13 +104,15 @@ class Side:
 @dataclass
 class ProcessSample:
     """One worker process's timings of one benchmark: its rounds and the calibration rounds beside
-    them, and the exact counts of its counted round (None where it counted none)."""
+    them, the exact counts of its counted round (None where it counted none), and the per-operator
+    table of its profiled round (bench/measure/profile.py; None where it profiled none)."""
 
     pid: int
     seconds: list[float] = field(default_factory=list)
     calibration: list[float] = field(default_factory=list)
     info: list = field(default_factory=list)
     exact: dict[str, int] | None = None
+    profile: dict | None = None
 
     @property
     def median(self) -> float:
@@ -286,6 +291,7 @@ def schedule(
     seconds: float = 0.0,
     order: random.Random | None = None,
     tick: Callable[[dict[int, ProcessSample]], None] = lambda samples: None,
+    profile_seconds: float = math.inf,
 ) -> dict[int, ProcessSample]:
     """The job's rounds in every worker, one worker computing at a time; samples by worker pid.
 
@@ -300,6 +306,9 @@ def schedule(
     calibration rounds included), more sweeps while the budget lasts, every process the same number
     (at most MAX_ROUNDS). Not interleaved, the first worker's share of the budget sets the count.
     `tick` sees the samples so far after every start and every sweep (or round, not interleaved).
+
+    `job.profiled`: after its timed rounds and before "finish", every worker profiles one more round
+    (`ProcessSample.profile`), one at a time, slot by slot, within `profile_seconds` (`Profiling`).
     """
 
     def in_order(slot: Sequence[Worker]) -> list[Worker]:
@@ -336,6 +345,8 @@ def schedule(
         sample.calibration.append(calibration)
         sample.info.append(facts)
 
+    profiling = Profiling(job, samples, profile_seconds)
+
     def more(done: int, started: float, budget: float) -> bool:
         return done < job.rounds or (done < MAX_ROUNDS and time.perf_counter() - started < budget)
 
@@ -348,11 +359,13 @@ def schedule(
                     one_round(worker)
             done += 1
             tick(samples)
+        for slot in profiling.order.sample(list(slots), len(slots)):
+            profiling.run(slot)
         ask_all([worker for slot in slots for worker in slot], "finish")
         return samples
     rounds = None
     share = seconds / max(1, sum(len(slot) for slot in slots))
-    for slot in slots:
+    for slot in slots:  # a slot's workers finish as they go: the slot is profiled worker by worker
         for worker in in_order(slot):
             record_start(worker, worker.ask("start", job))
             if rounds is None:  # decided once, by the first worker's share of the budget
@@ -365,8 +378,43 @@ def schedule(
                 for _ in range(rounds):
                     one_round(worker)
                     tick(samples)
+            profiling.run([worker])
             worker.ask("finish", job)
     return samples
+
+
+# The profiled pass's cost before any was measured, in timed rounds of the worker it profiles: on
+# the 2-core CPU one profiled round of the fast training step took 4-7x a timed round, the
+# profiler's start in a fresh process included (docs/ab.md, "Where the time went").
+PROFILE_OVERHEAD = 6.0
+PROFILE_SEED = 0  # the profiled pass draws its order apart from the rounds' (those stay as they were)
+
+
+class Profiling:
+    """The profiled pass of one job: one round under the profiler in each worker, one at a time, a
+    slot's workers (and, interleaved, the slots) in an order of their own (drawn with PROFILE_SEED).
+    Within `budget` seconds: the first slot only where two slots' estimate fits (one pair alone gives
+    no spread), each later one where the cost so far plus the mean slot's cost fits; an infinite
+    budget profiles every worker."""
+
+    def __init__(self, job: Job, samples: dict[int, ProcessSample], budget: float) -> None:
+        self.job, self.samples, self.budget = job, samples, budget
+        self.order = random.Random(PROFILE_SEED)
+        self.spent, self.slots = 0.0, 0
+
+    def estimate(self, slot: Sequence[Worker]) -> float:
+        if self.slots:
+            return self.spent / self.slots
+        return 2 * PROFILE_OVERHEAD * sum(self.samples[worker.pid].median for worker in slot)
+
+    def run(self, slot: Sequence[Worker]) -> None:
+        if not self.job.profiled or self.spent + self.estimate(slot) > self.budget:
+            return
+        started = time.perf_counter()
+        for worker in self.order.sample(list(slot), len(slot)):
+            self.samples[worker.pid].profile = worker.ask("profile", self.job)
+        self.spent += time.perf_counter() - started
+        self.slots += 1
 
 
 class WorkerPool:
@@ -447,8 +495,9 @@ def summary(
 ) -> dict:
     """What a saved result keeps about its sampling: every round and calibration round by process,
     per process the medians, raw and normalized (the values the comparison tests), the exact
-    counts of a round that every process agreed on (`exact`; CountsDiffer if they did not), and
-    where `ab` sampled it again (bench/verdicts/sequential.py) its processes after each look."""
+    counts of a round that every process agreed on (`exact`; CountsDiffer if they did not), the
+    profiled round's per-operator table of each process that profiled one (`profile`), and where
+    `ab` sampled it again (bench/verdicts/sequential.py) its processes after each look."""
     exact = agreed_counts(samples, name or job.describe())
     return {
         "workers": len(samples),
@@ -463,4 +512,27 @@ def summary(
         "injected_slowdown": job.slowdown,
         **({"exact": exact} if exact is not None else {}),
         **({"looks": list(looks)} if looks and len(looks) > 1 else {}),
+        **({"profile": profiled} if (profiled := profile_summary(samples)) else {}),
+    }
+
+
+def profile_summary(samples: list[ProcessSample]) -> dict | None:
+    """The profiled processes' tables, compact: the operators once (`ops`), then per process its
+    self CPU time of each (`self_us`), its calls (`calls`), on CUDA its self device time
+    (`device_us`), and the pass's wall time (`seconds`); None where no process profiled."""
+    profiles = [s.profile for s in samples if s.profile is not None]
+    if not profiles:
+        return None
+    ops = sorted({op for p in profiles for op in p["ops"]})
+
+    def column(index: int) -> list[list[float]]:
+        return [[p["ops"].get(op, [0, 0, 0])[index] for op in ops] for p in profiles]
+
+    device = any(p["device"] for p in profiles)
+    return {
+        "ops": ops,
+        "self_us": column(0),
+        "calls": column(1),
+        **({"device_us": column(2)} if device else {}),
+        "seconds": [p["seconds"] for p in profiles],
     }

@@ -7,9 +7,9 @@ worker per request (a fork costs milliseconds; a fresh interpreter importing tor
 
 This file is the measuring instrument of both sides of an A/B comparison, so it is always the
 *driving* checkout's copy, run by path: the timing loop, the calibration (calibration.py beside it,
-loaded from this file's folder too), the exact counts (counts.py, likewise) and the injected
-slowdown are the same on both sides, and only what is measured (the side's `build_spec` and
-workloads' `build`, on the side's torch) differs. It therefore imports
+loaded from this file's folder too), the exact counts (counts.py, likewise), the profiled pass
+(profile.py, likewise) and the injected slowdown are the same on both sides, and only what is
+measured (the side's `build_spec` and workloads' `build`, on the side's torch) differs. It imports
 nothing of the suite by name but those two modules, found where the side's checkout keeps them
 (`SIDE_MODULES`: a baseline from before the layered layout keeps them at the package's top), and
 messages are builtins only (dicts, lists, floats, strings), never classes of one side's checkout.
@@ -70,6 +70,7 @@ def driver_module(name: str):
 yardstick = driver_module("calibration")
 synchronize, Calibration = yardstick.synchronize, yardstick.Calibration
 counter = functools.cache(lambda: driver_module("counts"))  # it imports torch: not before serve() does
+profiler = functools.cache(lambda: driver_module("profile"))
 
 
 class ExtraWork:
@@ -132,6 +133,19 @@ class TimedJob:
             exact.update(known())
         return exact or None
 
+    def profile(self) -> dict:
+        """One more round of the timed `step` (warm: after the timed rounds) under the profiler,
+        the injected slowdown included as the timed rounds have it (profile.py)."""
+
+        def step() -> None:
+            start = time.perf_counter()
+            self.workload.step()
+            synchronize(self.device)
+            if self.slowdown:
+                self.extra.run_for(self.slowdown * (time.perf_counter() - start))
+
+        return profiler().profile_round(step, self.device)
+
     def round(self) -> tuple[float, float, object]:
         """(seconds of one synchronized round, seconds of one calibration round right after, facts)."""
         synchronize(self.device)
@@ -159,7 +173,7 @@ def release_memory(device) -> None:
 
 
 def worker_loop(conn: Connection, spec) -> None:
-    """A worker's life: answer start/round/finish until told to stop (None) or the pipe closes.
+    """A worker's life: answer start/round/profile/finish until told to stop (None) or the pipe closes.
 
     Answers are ("ok", value) or ("error", traceback text)."""
     timed: TimedJob | None = None
@@ -180,6 +194,8 @@ def worker_loop(conn: Connection, spec) -> None:
             elif command == "round":
                 seconds, calibration, facts = timed.round()
                 answer = (seconds, calibration, facts if want_facts else None)
+            elif command == "profile":
+                answer = timed.profile()
             else:  # finish
                 timed = None
                 release_memory(spec.device)

@@ -29,6 +29,7 @@ from pytest_benchmark.stats import Stats
 from bench.base.errors import BenchInputError
 from bench.measure.ab import BASELINE, CANDIDATE, Pair
 from bench.measure.sampling import Job, ProcessSample, summary
+from bench.verdicts.attribution import NONE, Attribution, as_json, attributions
 from bench.verdicts.exact import NO_GATE, Compared, ExactSection, Gate, counts_of
 from bench.verdicts.sequential import Plan, boundary, extra_until, judge_looks, looks_taken
 from bench.verdicts.stats import (
@@ -311,8 +312,25 @@ def side_counts(own: dict, other: dict, side: str) -> dict[str, int] | None:
     return found
 
 
+def explain_mode(pair: dict[str, dict]) -> str:
+    """The --explain a pair was sampled with (`none` for pairs saved before it)."""
+    return pair[CANDIDATE].get("ab", {}).get("explain", NONE)
+
+
+def pair_attributions(pair: dict[str, dict], rows: list[Row], alpha: float) -> dict[str, Attribution | str]:
+    """Where the time went, for the rows the pair's --explain shows (bench/verdicts/attribution.py)."""
+    profiles = {
+        name: (base.get("profile"), cand.get("profile")) for name, base, cand in paired_extra_info(pair)
+    }
+    return attributions(profiles, rows, alpha, explain_mode(pair))
+
+
 def pair_json(
-    pair: dict[str, dict], rows: list[Row], where: Path | None, exact: ExactSection | None = None
+    pair: dict[str, dict],
+    rows: list[Row],
+    where: Path | None,
+    exact: ExactSection | None = None,
+    explained: dict[str, Attribution | str] | None = None,
 ) -> str:
     ab = pair[CANDIDATE].get("ab", {})
     exact = exact or exact_section(pair)
@@ -344,6 +362,7 @@ def pair_json(
                 "slope": row.slope,
                 "look": row.look,  # the look that decided (None: one look planned)
                 "exact": exact.as_json(row.benchmark),
+                "attribution": as_json((explained or {}).get(row.benchmark)),
             }
         )
     return json.dumps(

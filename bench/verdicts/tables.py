@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.base.history import Run
+from bench.verdicts.attribution import LEGEND as ATTRIBUTION_LEGEND
+from bench.verdicts.attribution import Attribution, summary_text
 from bench.verdicts.changes import NEAR, SeriesChanges, format_step
 from bench.verdicts.compare import HISTORY_RUNS, MIN_HISTORY_RUNS, software_changes
 from bench.verdicts.exact import CSV_COLUMNS, ExactSection, step_lines
@@ -73,16 +75,19 @@ def row_cells(row: Row, reasons: list[str], verdict: str) -> tuple[str, ...]:
     )
 
 
-def two_line_table(header: Sequence[str], rows: list[tuple[str, Sequence[str]]]) -> list[str]:
-    """Each row's name on a line, its cells aligned under the header on the next."""
+def two_line_table(
+    header: Sequence[str], rows: list[tuple[str, Sequence[str]]], below: dict[int, str] | None = None
+) -> list[str]:
+    """Each row's name on a line, its cells aligned under the header on the next, and under them
+    the row's paragraph of `below` (by row index), wrapped."""
     widths = [max(len(cells[i]) for cells in [header, *(c for _, c in rows)]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
         return (INDENT + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))).rstrip()
 
     out = ["benchmark", line(header)]
-    for name, cells in rows:
-        out += [name, line(cells)]
+    for i, (name, cells) in enumerate(rows):
+        out += [name, line(cells), *wrap((below or {}).get(i, ""), INDENT)]
     return out
 
 
@@ -138,6 +143,7 @@ class Verdicts:
     after: list[str]
     total: str
     exact: ExactSection | None = None  # the exact counts, listed apart from the timing verdicts
+    below: dict[int, str] = field(default_factory=dict)  # a paragraph under a row (by index): where
 
     def text(self) -> list[str]:
         """Within 100 columns: a benchmark's name on its line, its cells under it."""
@@ -145,7 +151,7 @@ class Verdicts:
             *(line for text, indent in self.intro for line in wrap(text, indent)),
             *(line for text in self.legend for line in wrap(text)),
             "",
-            *two_line_table(self.header, self.table),
+            *two_line_table(self.header, self.table, self.below),
             *(line for text in self.notes for line in wrap(text)),
             *(line for text in self.after for line in wrap(text, "")),
             *spaced(self.exact.text() if self.exact else []),
@@ -169,6 +175,8 @@ class Verdicts:
             "|" + " --- |" * (len(self.header) + 1),
             *(f"| `{name}` | " + " | ".join(cell(c) for c in cells) + " |" for name, cells in self.table),
             "",
+            *(f"- `{self.table[i][0]}` {cell(text)}" for i, text in sorted(self.below.items())),
+            *([""] if self.below else []),
             *(f"{cell(text)}  " for text in [*self.notes, *self.after]),
             *spaced(self.exact.markdown() if self.exact else []),
             f"**{self.total}**",
@@ -248,9 +256,12 @@ def format_pair(
     where: Path | None,
     style: str = "text",
     exact: ExactSection | None = None,
+    explained: dict[str, Attribution | str] | None = None,
 ) -> str:
     """The A/B table: per benchmark the baseline's time, the decided change, raw, the calibration's
-    own change, Holm's p and the verdict; why raw decided, said once per reason below the table."""
+    own change, Holm's p and the verdict; why raw decided, said once per reason below the table;
+    under a row --explain shows, where its time went (bench/verdicts/attribution.py)."""
+    explained = explained or {}
     ab = pair[CANDIDATE].get("ab", {})
     reasons = list(dict.fromkeys(row.reason for row in rows if row.decided_by == RAW))
     header = ("baseline", *figure_header(alpha))
@@ -272,9 +283,15 @@ def format_pair(
                 "  ",
             ),
         ],
-        legend=score_legend(
-            alpha, min_effect, tested_rows(rows), "inconclusive (~N s): the --seconds that would decide it"
-        ),
+        legend=[
+            *score_legend(
+                alpha,
+                min_effect,
+                tested_rows(rows),
+                "inconclusive (~N s): the --seconds that would decide it",
+            ),
+            *([ATTRIBUTION_LEGEND] if explained else []),
+        ],
         header=header,
         table=table,
         notes=[f"[{i}] raw decides: {reason}" for i, reason in enumerate(reasons, 1)],
@@ -289,6 +306,11 @@ def format_pair(
         + looks_note(ab, alpha),
         total=counts([row.verdict for row in rows]) if rows else "no paired benchmarks",
         exact=exact,
+        below={
+            i: summary_text(explained[row.benchmark])
+            for i, row in enumerate(rows)
+            if row.benchmark in explained
+        },
     )
     return render(verdicts, rows, style, "candidate")
 

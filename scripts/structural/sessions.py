@@ -9,7 +9,9 @@ ab with this folder on PYTHONPATH and the variable set, and `--baseline-env LFBE
 timing verdicts); a same-code session is `ab --baseline-ref HEAD`, nothing injected. Each session's
 JSON (`--format json`) and log are kept in FOLDER (default results/structural/).
 One line a session and row: the exact count that changed (old -> new; the first that moved of
-EXACT_ORDER, and how many others moved) and the row's timing verdict; then a summary.
+EXACT_ORDER, and how many others moved), the row's timing verdict and, where ab explained the row
+(`--explain`), the operator first in its attribution; then a summary (with `--explain`, how often
+each operator came first in a regression row, and in how many rows any operator was significant).
 
 The exact counts are read as issue 30's contract stores them: a row's `exact` in ab's JSON
 (`{"baseline": {...}, "candidate": {...}}`), else `extra_info["exact"]` of the row in the saved
@@ -101,10 +103,43 @@ def row_line(label: str, row: dict, pair: dict[str, dict]) -> tuple[str, bool | 
     old, new = counts
     keys = moved(old, new)
     if not keys:
-        return f"{label} {name}: no exact change; timing {timing}", False
+        return f"{label} {name}: no exact change; timing {timing}{where_text(row)}", False
     first = change_text(keys[0], old.get(keys[0], 0), new.get(keys[0], 0))
     more = f", {len(keys) - 1} more" if len(keys) > 1 else ""
-    return f"{label} {name}: {first}{more}; timing {timing}", True
+    return f"{label} {name}: {first}{more}; timing {timing}{where_text(row)}", True
+
+
+def attributed(row: dict) -> dict | None:
+    """The row's attribution (`ab --explain`), where ab's JSON has one with figures."""
+    attribution = row.get("attribution")
+    return attribution if isinstance(attribution, dict) and attribution.get("top") else None
+
+
+def where_text(row: dict) -> str:
+    """`; where aten::gelu +1.52 ms*`: the operator first in the row's attribution (* significant)."""
+    attribution = attributed(row)
+    if attribution is None:
+        return ""
+    top = attribution["top"][0]
+    return f"; where {top['op']} {top['change_ms']:+.2f} ms{'*' if top['significant'] else ''}"
+
+
+def where_summary(results: list[dict]) -> list[str]:
+    """How often each operator came first in a regression row's attribution, and in how many
+    explained rows any operator was significant (the goal's two figures); nothing where no row
+    was explained."""
+    explained = [row for row in results if attributed(row)]
+    if not explained:
+        return []
+    firsts = collections.Counter(
+        attributed(row)["top"][0]["op"] for row in explained if row["verdict"] == "regression"
+    )
+    flagged = sum(bool(attributed(row)["significant"]) for row in explained)
+    ranked = ", ".join(f"{op} {n}" for op, n in firsts.most_common()) or "no regression row"
+    return [
+        f"where: first operator of the regression rows: {ranked}",
+        f"where: an operator significant in {flagged} of {len(explained)} explained rows",
+    ]
 
 
 def read_pair(result: dict) -> dict[str, dict]:
@@ -120,19 +155,25 @@ def read_pair(result: dict) -> dict[str, dict]:
 
 def session(
     label: str, command: list[str], env: dict, out: Path, run: Callable = subprocess.run
-) -> list[tuple[str, bool | None, str]]:
-    """One ab session: (line, exact change?, timing verdict) a row, or one line saying it failed."""
+) -> list[tuple[str, bool | None, str, dict]]:
+    """One ab session: (line, exact change?, timing verdict, ab's JSON row) a row, or one line
+    saying it failed."""
     stem = label.replace("/", "-of-")
     json_path, log_path = out / f"{stem}.json", out / f"{stem}.log"
     with open(json_path, "w") as stdout, open(log_path, "w") as stderr:
         code = run(command, env=env, stdout=stdout, stderr=stderr, cwd=ROOT).returncode
     if code != 0:
         return [
-            (f"{label} ab exited with code {code}: see {log_path.name} in the output folder", None, "failed")
+            (
+                f"{label} ab exited with code {code}: see {log_path.name} in the output folder",
+                None,
+                "failed",
+                {},
+            )
         ]
     result = json.loads(json_path.read_text())
     pair = read_pair(result)
-    return [(*row_line(label, row, pair), row["verdict"]) for row in result["benchmarks"]]
+    return [(*row_line(label, row, pair), row["verdict"], row) for row in result["benchmarks"]]
 
 
 def summary(injection: str, rows: list[tuple[str, bool | None, str]], sessions: int) -> list[str]:
@@ -185,12 +226,13 @@ def main(argv: list[str], run: Callable = subprocess.run) -> int:
     shown = " ".join(["python", *command[1:], *ab_args])
     print("\n".join(textwrap.wrap(f"{sessions} sessions of: {shown}", WIDTH, subsequent_indent="    ")))
     print(f"their JSON and logs in {out}")
-    rows = []
+    rows, results = [], []
     for i in range(1, sessions + 1):
-        for line, changed, verdict in session(f"{i}/{sessions}", command + ab_args, env, out, run):
+        for line, changed, verdict, row in session(f"{i}/{sessions}", command + ab_args, env, out, run):
             print("\n".join(textwrap.wrap(line, WIDTH, subsequent_indent="    ")), flush=True)
             rows.append((line, changed, verdict))
-    print("\n".join(summary(args.injection, rows, sessions)))
+            results.append(row)
+    print("\n".join([*summary(args.injection, rows, sessions), *where_summary(results)]))
     return 0
 
 

@@ -12,6 +12,11 @@ forked workers) gets its classes patched as the module is imported:
 - `mlm-matmul`: the MLM head (LongformerLMHead) multiplies its input by an identity matrix first:
   one more batch*seq x hidden x hidden matrix product forward and one backward, the result
   unchanged.
+- `slow-gelu`: the feed-forward activation (LongformerIntermediate's, gelu) is applied
+  LFBENCH_SLOW_GELU_TIMES - 1 more times (default 10 in all) in every layer, to a tensor of its
+  size, without autograd, the results thrown away: more work of one aten operator kind
+  (aten::gelu) alone, the output unchanged. The injection `ab --explain` is checked against
+  (docs/ab.md, "Where the time went").
 
 Unset or empty: nothing is changed. An unknown name stops the interpreter at its start (exit 2)
 with a message naming the variable. Not part of the suite: the measurements in docs/verdicts.md
@@ -67,10 +72,37 @@ def with_identity_matmul(module) -> tuple[type, Callable]:
     return module.LongformerLMHead, forward
 
 
+SLOW_GELU_VARIABLE = "LFBENCH_SLOW_GELU_TIMES"
+SLOW_GELU_TIMES = 10  # its default
+
+
+def slow_gelu_times() -> int:
+    """How many times `slow-gelu` computes the activation; ValueError naming the variable if bad."""
+    value = os.environ.get(SLOW_GELU_VARIABLE, "") or str(SLOW_GELU_TIMES)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{SLOW_GELU_VARIABLE}={value}: expected a positive integer")
+    return int(value)
+
+
+def with_slow_gelu(module) -> tuple[type, Callable]:
+    """`slow-gelu`: the class to patch and its new forward (the activation is the config's, gelu)."""
+    original, times = module.LongformerIntermediate.forward, slow_gelu_times()
+
+    def forward(self, hidden_states):
+        out = original(self, hidden_states)
+        with module.torch.no_grad():  # nothing saved, no backward: only more aten::gelu
+            for _ in range(times - 1):
+                self.intermediate_act_fn(out)  # the same size as the activation's input
+        return out
+
+    return module.LongformerIntermediate, forward
+
+
 INJECTIONS = {
     "saved-activation": with_saved_ones,
     "item": with_item,
     "mlm-matmul": with_identity_matmul,
+    "slow-gelu": with_slow_gelu,
 }
 
 
@@ -83,6 +115,8 @@ def requested(value: str) -> list[str]:
             f"{VARIABLE}={value}: unknown injection {', '.join(map(repr, unknown))}; "
             f"expected a comma list of {', '.join(INJECTIONS)}"
         )
+    if "slow-gelu" in names:
+        slow_gelu_times()  # a bad factor stops the interpreter at its start too
     return list(dict.fromkeys(names))
 
 
