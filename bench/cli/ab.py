@@ -78,6 +78,11 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "--fail-on-regression", action="store_true", help="exit 1 when any benchmark regressed"
     )
     add_gate(parser)
+    parser.add_argument(
+        "--candidate-ref",
+        help="a git ref of this repository as the candidate: its checkout, this interpreter "
+        "(default: this checkout as it is; `bisect` steps with it)",
+    )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -115,12 +120,12 @@ def run(args: argparse.Namespace) -> int:
     python = check_python(args.baseline_python) if args.baseline_python else sys.executable
     # resolved once, before anything runs: the ref may move while the session runs
     baseline_commit = commit_of(args.baseline_ref) if args.baseline_ref else None
-    here = checkout_state()  # the candidate's, as it starts
+    here = candidate_state(args.candidate_ref)  # the candidate's, as it starts
     results = Path(args.results)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
-        candidate = Side(CANDIDATE)
+        candidate = candidate_side(args.candidate_ref, stack)
         code, plugin, candidate_json = run_ab_session(args, baseline, candidate, processes, seconds, slowdown)
     pool = plugin.pool  # None where the session stopped before its servers started
     pairs = {name: (pair.jobs, pair.samples) for name, pair in pool.recorded.items()} if pool else {}
@@ -146,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         CANDIDATE: {
             **plugin.pool.stacks[CANDIDATE],
             "interpreter": candidate.python,
-            "ref": None,
+            "ref": args.candidate_ref,
             **here,
             "env": {},
             "options": {},
@@ -162,6 +167,22 @@ def run(args: argparse.Namespace) -> int:
     }
     threads = {BASELINE: baseline.worker_threads(plugin.threads), CANDIDATE: plugin.threads}
     return judge_and_save(args, results, session, info, pairs, threads, candidate_json)
+
+
+def candidate_state(ref: str | None) -> dict:
+    """The candidate's commit and whether its code differs from it: a ref's commit (resolved
+    once, before anything runs: the ref may move), else this checkout's, as it starts."""
+    if ref is None:
+        return checkout_state()
+    return {"commit": commit_of(ref, "--candidate-ref"), "dirty": False}
+
+
+def candidate_side(ref: str | None, stack: contextlib.ExitStack) -> Side:
+    """This checkout as it is, or a detached worktree of --candidate-ref (as the baseline's),
+    removed when `stack` closes; this interpreter either way."""
+    if ref is None:
+        return Side(CANDIDATE)
+    return Side(CANDIDATE, root=stack.enter_context(worktree(ref, "--candidate-ref")), ref=ref)
 
 
 def run_ab_session(args, baseline, candidate, processes, seconds, slowdown):
