@@ -51,14 +51,15 @@ class FakeSteps:
     def __init__(self, culprit: int, undecided: dict[int, int] | None = None) -> None:
         self.culprit, self.undecided, self.asked = culprit, undecided or {}, []
 
-    def __call__(self, commit: Commit, attempt: int) -> Step:
+    def __call__(self, commit: Commit, previous: Step | None) -> Step:
+        attempt = 0 if previous is None else previous.attempt + 1
         number = int(commit.subject.split()[1])
         self.asked.append((number, attempt))
         if attempt < self.undecided.get(number, 0):
             verdict = "inconclusive"
         else:
             verdict = "regression" if number >= self.culprit else "no change"
-        return Step(commit, attempt, 3.0 * 2**attempt, [row(verdict)], 10.0)
+        return Step(commit, attempt, 3, 3.0 * 2**attempt, [row(verdict)], 10.0)  # as ab's rounds decide
 
 
 def bisect_fake(n: int, steps: FakeSteps, retries: int = 2):
@@ -140,33 +141,34 @@ def test_any_culprit_of_any_range_is_found_in_a_logarithmic_number_of_steps():
 
 
 def test_a_regression_of_any_selected_row_counts_and_the_line_names_it():
-    step = Step(
-        commits(1)[0], 0, 3.0, [row("no change", "a::test_one"), row("regression", "a::test_two")], 42.0
-    )
+    rows = [row("no change", "a::test_one"), row("regression", "a::test_two")]
+    step = Step(commits(1)[0], 0, 3, 3.0, rows, 42.0)
     assert step.outcome == REGRESSION and step.row["benchmark"] == "a::test_two"
     first, second = step.line().split("\n")
-    assert (
-        first.startswith("0000001  commit 1")
-        and "regression" in first
-        and "+100.0% [+80.0%, +120.0%]" in first
-    )
+    assert first.startswith("0000001  commit 1") and "regression" in first
+    assert "+100.0% [+80.0%, +120.0%]" in first and first.endswith("42 s")
     assert second.strip() == "on two"
-    step = Step(
-        commits(1)[0], 1, 6.0, [row("no change", "a::test_one"), row("inconclusive", "a::test_two")], 9.0
-    )
+    rows = [row("no change", "a::test_one"), row("inconclusive", "a::test_two")]
+    step = Step(commits(1)[0], 1, 6, 6.0, rows, 9.0)
     assert step.outcome == UNDECIDED and step.row["benchmark"] == "a::test_two"
-    assert step.line().split("\n")[0].endswith("9 s  retry 1")
-    long = Step(Commit("f" * 40, "x" * 200), 2, 12.0, [row("cannot tell")], 9999.0)
+    assert step.line().split("\n")[0].endswith("9 s  retry 1: 6x6 s")
+    long = Step(Commit("f" * 40, "x" * 200), 2, 40, 160.0, [row("cannot tell")], 9999.0)
     assert long.outcome == UNDECIDED and all(len(line) <= WIDTH for line in long.line().split("\n"))
 
 
-def test_each_step_is_ab_of_good_against_the_commit_with_its_options_passed_untouched():
+def test_a_retry_doubles_the_processes_where_they_decide_else_the_seconds():
     steps = AbSteps("a" * 40, "train_step_fast", 3, 2.5, ["--alpha", "0.05", "--looks", "3"])
-    command = steps.command(commits(1)[0], 2)
-    assert command[1:] == [
+    assert steps.size(None) == (3, 2.5)
+    spread = Step(commits(1)[0], 0, 3, 2.5, [{**row("inconclusive"), "decides_with": "more processes"}], 1.0)
+    assert steps.size(spread) == (6, 5.0)  # each process keeps its rounds
+    rounds = Step(commits(1)[0], 1, 6, 5.0, [{**row("inconclusive"), "decides_with": "est. ~40 s"}], 1.0)
+    assert steps.size(rounds) == (6, 10.0)
+    edge = Step(commits(1)[0], 1, 6, 5.0, [{**row("inconclusive"), "decides_with": "on the edge"}], 1.0)
+    assert steps.size(edge) == (6, 10.0)
+    assert steps.command(commits(1)[0], 6, 10.0)[1:] == [
         *("-m", "bench", "ab", "--baseline-ref", "a" * 40, "--candidate-ref", commits(1)[0].sha),
-        *("-k", "train_step_fast", "--processes", "3", "--seconds", "10"),
-        *("--format", "json", "--alpha", "0.05", "--looks", "3"),
+        *("-k", "train_step_fast", "--processes", "6", "--seconds", "10"),
+        *("--format", "json", "--alpha", "0.05", "--looks", "3"),  # passed untouched
     ]
 
 
@@ -247,7 +249,18 @@ def test_a_live_range_of_five_commits_whose_third_doubles_the_step_names_the_thi
     )
     history = [line.split(" ", 1) for line in listed.stdout.splitlines()]
     assert len(history) == 6 and history[3][1].startswith("commit 3: train_step does 100% more work")
-    quick = ("--processes", "3", "--seconds", "3", "--results", str(tmp_path / "results"))
+    # the smallest change that counts set for the 2x sought (passed through to ab): same code is then
+    # "no change" at 3 processes, where +-2% (the default) would leave it inconclusive on a busy machine
+    quick = (
+        "--processes",
+        "3",
+        "--seconds",
+        "3",
+        "--min-effect",
+        "0.3",
+        "--results",
+        str(tmp_path / "results"),
+    )
     run = bench(
         "bisect",
         "--good",

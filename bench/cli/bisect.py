@@ -4,8 +4,11 @@ the good one, found with `ab` at midpoints (asv's `find`, with ab's intervals an
 Each step is one `python -m bench ab --baseline-ref GOOD --candidate-ref COMMIT -k ... --format
 json` in a process of its own (its stdout is the JSON read here); the bad end first, so that a range
 whose end did not regress stops at once; then midpoints: a regression there puts the culprit at or
-before it, anything else after it. A step whose rows stay undecided (inconclusive) is sampled again
-with twice the seconds, at most --retries times, then the search stops and names the range left.
+before it, anything else after it. A step whose rows stay undecided (inconclusive) is sampled again,
+at most --retries times, with twice the unit that narrows its interval (ab's `decides_with`: twice the
+processes, and the seconds with them, where the spread between processes dominates, else twice the
+seconds); still undecided, the search stops and names the range left (Pinpoint answers "unknown"
+with more attempts of that comparison alone).
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ EXIT = {FOUND: 0, NOT_REGRESSED: 1, UNDECIDED: 3}
 STEP_FAILED = 4
 REGRESSION, NO_REGRESSION = "regression", "no regression"  # a step's outcome, or UNDECIDED
 UNDECIDED_VERDICTS = ("inconclusive", "cannot tell")
+SUBJECT = 28  # columns of a step line for the commit's subject, at most
+MORE_PROCESSES = "more processes"  # ab's `decides_with` where the spread between processes dominates
 # what bisect sets on every step itself (both sides this interpreter, nothing else differing)
 REFUSED = ("--baseline-", "--candidate-ref", "--json")
 
@@ -61,7 +66,7 @@ def setup(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--retries",
         default="2",
-        help="reruns of an inconclusive step, each with twice the seconds of the one before (default 2)",
+        help="reruns of an inconclusive step, each with twice the processes or the seconds (default 2)",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json (steps on stderr)"
@@ -84,7 +89,8 @@ class Step:
 
     commit: Commit
     attempt: int  # 0 the first session, then the retries
-    seconds: float  # ab's --seconds
+    processes: int  # ab's --processes and --seconds
+    seconds: float
     rows: list[dict]
     elapsed: float
 
@@ -104,23 +110,27 @@ class Step:
         return max(rows, key=lambda r: r["ratio"] if r["ratio"] is not None else 0.0)
 
     def line(self) -> str:
-        """The step in one line within 100 columns; the row's name on a second where several were."""
+        """The step in one line within 100 columns (the subject cut to fit); the row's name on a
+        second where several rows were selected."""
         row = self.row
-        change = "-" if row["ratio"] is None else f"{percent(row['ratio'])} [{percent(row['low'])}, "
-        change += "" if row["ratio"] is None else f"{percent(row['high'])}]"
-        retry = f"  retry {self.attempt}" if self.attempt else ""
-        text = f"{self.commit.short}  {self.commit.subject:<28.28}  {row['verdict']:<12}  {change:<26}"
-        text += f"  {self.elapsed:>4.0f} s{retry}"
+        change = "-"
+        if row["ratio"] is not None:
+            change = f"{percent(row['ratio'])} [{percent(row['low'])}, {percent(row['high'])}]"
+        retry = f"  retry {self.attempt}: {self.processes}x{self.seconds:g} s" if self.attempt else ""
+        tail = f"  {row['verdict']:<12}  {change:<26}  {self.elapsed:>4.0f} s{retry}"
+        room = max(0, min(SUBJECT, WIDTH - len(self.commit.short) - 2 - len(tail)))
+        text = f"{self.commit.short}  {self.commit.subject[:room]:<{room}}{tail}"
         if len(self.rows) > 1:
-            text += f"\n           on {short_name(row['benchmark'])}"[: WIDTH + 1]
+            text += f"\n         on {short_name(row['benchmark'])}"[: WIDTH + 1]
         return text
 
     def as_json(self) -> dict:
-        keys = ("benchmark", "verdict", "ratio", "low", "high")
+        keys = ("benchmark", "verdict", "ratio", "low", "high", "decides_with")
         return {
             "commit": self.commit.sha,
             "subject": self.commit.subject,
             "attempt": self.attempt,
+            "processes": self.processes,
             "seconds": self.seconds,
             "outcome": self.outcome,
             "row": self.row["benchmark"],
@@ -144,12 +154,14 @@ def search(
     commits: Sequence[Commit], run: Callable[[Commit, int], Step], retries: int, shown: Callable[[Step], None]
 ) -> Bisection:
     """Binary search of `commits` (good's descendants, oldest first, the bad end last) for the first
-    whose step is a regression; `run(commit, attempt)` samples one, `shown` gets each step as it ends."""
+    whose step is a regression; `run(commit, previous)` samples one (`previous`: its undecided step
+    before, None the first time), `shown` gets each step as it ends."""
     steps: list[Step] = []
 
     def judge(index: int) -> Step:
-        for attempt in range(retries + 1):
-            step = run(commits[index], attempt)
+        step = None
+        for _ in range(retries + 1):
+            step = run(commits[index], step)
             steps.append(step)
             shown(step)
             if step.outcome != UNDECIDED:
@@ -208,34 +220,37 @@ class AbSteps:
     seconds: float
     passed: list[str]  # ab's options, untouched
 
-    def command(self, commit: Commit, attempt: int) -> list[str]:
-        seconds = self.seconds * 2**attempt
+    def size(self, previous: Step | None) -> tuple[int, float]:
+        """(processes, seconds) of a step: the options', or twice what narrows an undecided step's
+        interval (ab's `decides_with`): processes, with the seconds so each keeps its rounds, where
+        the spread between processes dominates; else the seconds."""
+        if previous is None:
+            return self.processes, self.seconds
+        if previous.row.get("decides_with") == MORE_PROCESSES:
+            return 2 * previous.processes, 2 * previous.seconds
+        return previous.processes, 2 * previous.seconds
+
+    def command(self, commit: Commit, processes: int, seconds: float) -> list[str]:
         return [
-            *(
-                sys.executable,
-                "-m",
-                "bench",
-                "ab",
-                "--baseline-ref",
-                self.good,
-                "--candidate-ref",
-                commit.sha,
-            ),
-            *("-k", self.keyword, "--processes", str(self.processes), "--seconds", f"{seconds:g}"),
+            *(sys.executable, "-m", "bench", "ab", "--baseline-ref", self.good),
+            *("--candidate-ref", commit.sha),
+            *("-k", self.keyword, "--processes", str(processes), "--seconds", f"{seconds:g}"),
             *("--format", "json", *self.passed),
         ]
 
-    def __call__(self, commit: Commit, attempt: int) -> Step:
+    def __call__(self, commit: Commit, previous: Step | None) -> Step:
+        processes, seconds = self.size(previous)
         started = time.perf_counter()
-        done = subprocess.run(self.command(commit, attempt), cwd=SUITE_ROOT, capture_output=True, text=True)
+        command = self.command(commit, processes, seconds)
+        done = subprocess.run(command, cwd=SUITE_ROOT, capture_output=True, text=True)
         try:  # 1: ab's --fail-on-regression (passed through) with its verdicts on stdout
             rows = json.loads(done.stdout)["benchmarks"] if done.returncode in (0, 1) else None
         except (json.JSONDecodeError, KeyError):
             rows = None
         if not rows:
             raise StepFailed(done.returncode, f"{done.stdout}{done.stderr}".strip())
-        elapsed = time.perf_counter() - started
-        return Step(commit, attempt, self.seconds * 2**attempt, rows, elapsed)
+        attempt = 0 if previous is None else previous.attempt + 1
+        return Step(commit, attempt, processes, seconds, rows, time.perf_counter() - started)
 
 
 def run(args: argparse.Namespace) -> int:
