@@ -49,7 +49,7 @@ EXIT = {FOUND: 0, NOT_REGRESSED: 1, UNDECIDED: 3}
 STEP_FAILED = 4
 REGRESSION, NO_REGRESSION = "regression", "no regression"  # a step's outcome, or UNDECIDED
 UNDECIDED_VERDICTS = ("inconclusive", "cannot tell")
-SUBJECT = 28  # columns of a step line for the commit's subject, at most
+SUBJECT = 24  # columns of a step line for the commit's subject, at most
 MORE_PROCESSES = "more processes"  # ab's `decides_with` where the spread between processes dominates
 # what bisect sets on every step itself (both sides this interpreter, nothing else differing)
 REFUSED = ("--baseline-", "--candidate-ref", "--json")
