@@ -24,6 +24,7 @@ from bench.cli.bisect import (
     AbSteps,
     Commit,
     Step,
+    conclusion,
     search,
 )
 from bench.verdicts.notation import WIDTH
@@ -138,6 +139,27 @@ def test_any_culprit_of_any_range_is_found_in_a_logarithmic_number_of_steps():
         assert result.status == FOUND and result.culprit.commit.subject == f"commit {culprit}"
         assert len(steps.asked) <= 1 + math.ceil(math.log2(n))
         assert len(set(steps.asked)) == len(steps.asked)  # no commit sampled twice
+
+
+def test_the_end_names_the_commit_and_its_evidence_or_the_range_left():
+    found = conclusion(bisect_fake(8, FakeSteps(culprit=5)), "v1")
+    assert found[0] == "bisect: the first regression is 0000005 commit 5"
+    assert found[2].startswith("0000005  commit 5") and "regression" in found[2]
+    assert found[3].startswith("0000004  commit 4") and "no change" in found[3]
+    first = conclusion(bisect_fake(8, FakeSteps(culprit=1)), "v1")
+    assert first[3] == "its parent is --good v1 itself"
+    left = conclusion(bisect_fake(8, FakeSteps(culprit=7, undecided={6: 9}), retries=1), "v1")
+    assert left == [
+        "bisect: undecided after the retries: the first regression is one of 4 commits",
+        "  0000005..0000008: bisect again with --good 0000004 --bad 0000008",
+        "  and more --processes, --seconds or --retries",
+    ]
+    end = conclusion(bisect_fake(8, FakeSteps(culprit=7, undecided={8: 9}), retries=0), "v1")
+    assert end[0].endswith("the first regression, if any, is one of 8 commits")
+    assert end[1] == "  0000001..0000008: bisect again with --good v1 --bad 0000008"
+    none = conclusion(bisect_fake(8, FakeSteps(culprit=9)), "v1")
+    assert none == ["bisect: the bad end is no regression against the good one: nothing to find"]
+    assert all(len(line) <= WIDTH for text in (found, first, left, end, none) for line in text)
 
 
 def test_a_regression_of_any_selected_row_counts_and_the_line_names_it():

@@ -148,10 +148,14 @@ class Bisection:
     culprit: Step | None = None  # the first regressing commit's deciding step
     parent: Step | None = None  # the commit before it, None where that is good itself
     left: list[Commit] = field(default_factory=list)  # UNDECIDED: the culprit is one of these
+    after: Commit | None = None  # UNDECIDED: the commit before `left` (None: good itself)
 
 
 def search(
-    commits: Sequence[Commit], run: Callable[[Commit, int], Step], retries: int, shown: Callable[[Step], None]
+    commits: Sequence[Commit],
+    run: Callable[[Commit, Step | None], Step],
+    retries: int,
+    shown: Callable[[Step], None],
 ) -> Bisection:
     """Binary search of `commits` (good's descendants, oldest first, the bad end last) for the first
     whose step is a regression; `run(commit, previous)` samples one (`previous`: its undecided step
@@ -180,7 +184,8 @@ def search(
         decided[middle] = step
         low, high = (low, middle) if step.outcome == REGRESSION else (middle, high)
     if decided[high].outcome != REGRESSION or high - low > 1:
-        return Bisection(UNDECIDED, steps, left=list(commits[low + 1 : high + 1]))
+        after = commits[low] if low >= 0 else None
+        return Bisection(UNDECIDED, steps, left=list(commits[low + 1 : high + 1]), after=after)
     return Bisection(FOUND, steps, decided[high], decided.get(low))
 
 
@@ -284,22 +289,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 def conclusion(result: Bisection, good: str) -> list[str]:
-    """What the search found, with the evidence: the culprit's step and its parent's."""
+    """What the search found, with the evidence: the culprit's step and its parent's (or what is
+    left undecided, and the range to bisect again)."""
     if result.status == NOT_REGRESSED:
         return ["bisect: the bad end is no regression against the good one: nothing to find"]
     if result.status == UNDECIDED:
-        left = result.left
+        left, since = result.left, result.after.short if result.after else good
+        maybe = ", if any," if result.steps[0].outcome == UNDECIDED else ""
         return [
-            f"bisect: undecided after the retries: the first regression is one of {len(left)} commits, "
-            f"{left[0].short}..{left[-1].short}",
-            "  (rerun bisect on that range with more --seconds or --processes)",
+            f"bisect: undecided after the retries: the first regression{maybe} is one of {len(left)} commits",
+            f"  {left[0].short}..{left[-1].short}: bisect again with --good {since} --bad {left[-1].short}",
+            "  and more --processes, --seconds or --retries",
         ]
     culprit = result.culprit
     parent = result.parent.line() if result.parent else f"its parent is --good {good} itself"
     return [
         f"bisect: the first regression is {culprit.commit.short} {culprit.commit.subject}"[:WIDTH],
-        f"  {culprit.line()}",
-        f"  {parent}",
+        "the evidence, each against good: its step, and its parent's",
+        culprit.line(),
+        parent,
     ]
 
 
