@@ -251,6 +251,28 @@ def test_bad_ranges_and_options_are_refused_before_any_step(args, message):
     assert "bisect:" not in run.stdout  # not one step began
 
 
+def test_ab_refuses_an_unknown_candidate_ref_before_anything_runs(tmp_path):
+    run = bench("ab", "--baseline-ref", "HEAD", "--candidate-ref", "no-such-ref-xyz", "-k", "train_step_fast")
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert f"error: --candidate-ref no-such-ref-xyz: no such commit in {ROOT}" in " ".join(run.stderr.split())
+    assert "starting servers" not in run.stderr
+
+
+def test_a_refused_range_imports_no_torch():
+    """Refused at once: nothing heavy is imported before the refs have been checked."""
+    code = (
+        "import sys; from bench.__main__ import main; code = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(code)"
+    )
+    args = ["bisect", "--good", "no-such-ref-xyz", "--bad", "HEAD", "-k", "train_step_fast"]
+    run = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert (
+        "error: --good no-such-ref-xyz: no such commit" in run.stderr
+        and "torch was imported" not in run.stderr
+    )
+
+
 def test_k_is_required():
     run = bench("bisect", "--good", "HEAD", "--bad", "HEAD")
     assert run.returncode == 2 and "the following arguments are required: -k" in run.stderr
@@ -300,6 +322,13 @@ def test_a_live_range_of_five_commits_whose_third_doubles_the_step_names_the_thi
     assert (
         found["culprit"]["rows"][0]["verdict"] == "regression" and found["culprit"]["rows"][0]["ratio"] > 1.3
     )
+    # every step's pair saved, its sides the commits compared (ab --candidate-ref's record)
+    pairs = sorted((tmp_path / "results" / "ab").iterdir())
+    assert len(pairs) == len(found["steps"])
+    for pair, step in zip(pairs, found["steps"], strict=True):
+        sides = json.loads((pair / "candidate.json").read_text())["ab"]["sides"]
+        assert sides["baseline"]["commit"] == history[0][0] and sides["candidate"]["ref"] == step["commit"]
+        assert sides["candidate"]["commit"] == step["commit"] and sides["candidate"]["dirty"] is False
     assert run.stderr.startswith("bisect: 5 commits, good") and all(
         len(x) <= WIDTH for x in run.stderr.splitlines()
     )
