@@ -178,8 +178,23 @@ def test_a_regression_of_any_selected_row_counts_and_the_line_names_it():
     assert long.outcome == UNDECIDED and all(len(line) <= WIDTH for line in long.line().split("\n"))
 
 
+def test_an_inconclusive_interval_below_the_minimum_effect_is_no_regression():
+    """Bisect's question is one-sided: an interval undecided only towards an improvement is no
+    regression; one that reaches +min-effect is sampled again."""
+    below = {**row("inconclusive"), "ratio": 0.81, "low": 0.65, "high": 1.01}
+    step = Step(commits(1)[0], 0, 8, 2.0, [below], 50.0, 0.02)
+    assert step.outcome == "no regression" and "not slower    -19.0% [-35.0%, +1.0%]" in step.line()
+    reaching = {**below, "high": 1.03}
+    assert Step(commits(1)[0], 0, 8, 2.0, [reaching], 50.0, 0.02).outcome == UNDECIDED
+    assert Step(commits(1)[0], 0, 8, 2.0, [reaching], 50.0, 0.3).outcome == "no regression"
+    assert Step(commits(1)[0], 0, 8, 2.0, [reaching, row("inconclusive")], 1.0, 0.02).outcome == UNDECIDED
+    assert Step(commits(1)[0], 0, 8, 2.0, [reaching, row("regression")], 1.0, 0.02).outcome == REGRESSION
+    untested = {**row("cannot tell"), "ratio": None, "low": None, "high": None}
+    assert Step(commits(1)[0], 0, 8, 2.0, [untested], 1.0, 0.3).outcome == UNDECIDED
+
+
 def test_a_retry_doubles_the_processes_where_they_decide_else_the_seconds():
-    steps = AbSteps("a" * 40, "train_step_fast", 3, 2.5, ["--alpha", "0.05", "--looks", "3"])
+    steps = AbSteps("a" * 40, "train_step_fast", 3, 2.5, ["-m", "pr", "--looks", "3"], 0.05, 0.3)
     assert steps.size(None) == (3, 2.5)
     spread = Step(commits(1)[0], 0, 3, 2.5, [{**row("inconclusive"), "decides_with": "more processes"}], 1.0)
     assert steps.size(spread) == (6, 5.0)  # each process keeps its rounds
@@ -190,7 +205,8 @@ def test_a_retry_doubles_the_processes_where_they_decide_else_the_seconds():
     assert steps.command(commits(1)[0], 6, 10.0)[1:] == [
         *("-m", "bench", "ab", "--baseline-ref", "a" * 40, "--candidate-ref", commits(1)[0].sha),
         *("-k", "train_step_fast", "--processes", "6", "--seconds", "10"),
-        *("--format", "json", "--alpha", "0.05", "--looks", "3"),  # passed untouched
+        *("--alpha", "0.05", "--min-effect", "0.3", "--format", "json"),
+        *("-m", "pr", "--looks", "3"),  # passed untouched
     ]
 
 
@@ -236,12 +252,22 @@ def has_parent() -> bool:
         (("--good", "HEAD", "--bad", "HEAD~1"), "--good HEAD: not an ancestor of --bad HEAD~1"),
         (("--good", "HEAD~1", "--bad", "HEAD", "--retries", "x"), "--retries x: expected a whole number"),
         (("--good", "HEAD~1", "--bad", "HEAD", "--processes", "1"), "--processes 1: need at least 2"),
+        (("--good", "HEAD~1", "--bad", "HEAD", "--min-effect", "-1"), "--min-effect -1.0: must be >= 0"),
         (
             ("--good", "HEAD~1", "--bad", "HEAD", "--baseline-option", "a=b"),
             "--baseline-option: not with bisect",
         ),
     ],
-    ids=["unknown-good", "unknown-bad", "empty", "not-ancestor", "retries", "processes", "baseline"],
+    ids=[
+        "unknown-good",
+        "unknown-bad",
+        "empty",
+        "not-ancestor",
+        "retries",
+        "processes",
+        "min-effect",
+        "baseline",
+    ],
 )
 @pytest.mark.skipif(not has_parent(), reason="a clone of one commit: no HEAD~1 to make a range with")
 def test_bad_ranges_and_options_are_refused_before_any_step(args, message):
@@ -298,7 +324,7 @@ def test_a_live_range_of_five_commits_whose_third_doubles_the_step_names_the_thi
     assert len(history) == 6 and history[3][1].startswith("commit 3: train_step does 100% more work")
     # the smallest change that counts set for the 2x sought (passed through to ab): same code is then
     # "no change" at 3 processes, where +-2% (the default) would leave it inconclusive on a busy machine
-    quick = ["--processes", "8", "--seconds", "2", "--min-effect", "0.3", "--retries", "3"]
+    quick = ["--processes", "8", "--seconds", "2", "--min-effect", "0.3", "--retries", "2"]
     quick += ["--results", str(tmp_path / "results"), "--format", "json"]
     run = bench(
         "bisect",

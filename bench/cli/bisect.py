@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.base.errors import BenchInputError
+from bench.cli.common import check_thresholds
 from bench.harness.options import positive_float, positive_int
 from bench.measure.ab import commit_of, git
 from bench.measure.sampling import SUITE_ROOT
@@ -37,8 +38,9 @@ EXAMPLES = (
 MORE = (
     "It runs `python -m bench ab` with --baseline-ref GOOD and --candidate-ref at the bad end, then "
     "at midpoints of `git rev-list --ancestry-path GOOD..BAD`, on the rows -k selects (a regression "
-    "of any of them counts). Every option it does not know goes to ab untouched (--alpha, "
-    "--min-effect, --results, pytest's -m). Exit codes: 0 the commit found, 1 the bad end is no "
+    "of any of them counts). Every option it does not know goes to ab untouched (--results, "
+    "pytest's -m, --looks). Set --min-effect to the size sought: a step is no regression where its "
+    "interval lies below +min-effect. Exit codes: 0 the commit found, 1 the bad end is no "
     "regression, 2 bad input, 3 a step stayed inconclusive after --retries (the range left is "
     "printed), 4 an ab step failed (its output is printed)."
 )
@@ -50,6 +52,8 @@ STEP_FAILED = 4
 REGRESSION, NO_REGRESSION = "regression", "no regression"  # a step's outcome, or UNDECIDED
 UNDECIDED_VERDICTS = ("inconclusive", "cannot tell")
 SUBJECT = 24  # columns of a step line for the commit's subject, at most
+ALPHA, MIN_EFFECT = 0.01, 0.02  # ab's defaults of --alpha and --min-effect
+NOT_SLOWER = "not slower"  # an inconclusive row cleared of a regression (Step.cleared)
 MORE_PROCESSES = "more processes"  # ab's `decides_with` where the spread between processes dominates
 # what bisect sets on every step itself (both sides this interpreter, nothing else differing)
 REFUSED = ("--baseline-", "--candidate-ref", "--json")
@@ -67,6 +71,15 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "--retries",
         default="2",
         help="reruns of an inconclusive step, each with twice the processes or the seconds (default 2)",
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=ALPHA, help=f"ab's significance level (default {ALPHA})"
+    )
+    parser.add_argument(
+        "--min-effect",
+        type=float,
+        default=MIN_EFFECT,
+        help=f"ab's smallest change that counts; set it to the size sought (default {MIN_EFFECT})",
     )
     parser.add_argument(
         "--format", choices=("text", "json"), default="text", help="text (default) or json (steps on stderr)"
@@ -93,14 +106,22 @@ class Step:
     seconds: float
     rows: list[dict]
     elapsed: float
+    min_effect: float = MIN_EFFECT  # ab's --min-effect: the smallest slowdown that counts
+
+    def cleared(self, row: dict) -> bool:
+        """Whether a row is no regression: its verdict says so, or, bisect's question being one-sided
+        (slower than good, or not?), an `inconclusive` interval lies below +min-effect: undecided
+        only on the side of an improvement, which no step of a bisection needs decided."""
+        if row["verdict"] not in UNDECIDED_VERDICTS:
+            return row["verdict"] != REGRESSION
+        return row["high"] is not None and row["high"] < 1 + self.min_effect
 
     @property
     def outcome(self) -> str:
-        """A regression of any row; else undecided where a row is; else no regression."""
-        verdicts = {row["verdict"] for row in self.rows}
-        if REGRESSION in verdicts:
+        """A regression of any row; else no regression where every row is cleared; else undecided."""
+        if any(row["verdict"] == REGRESSION for row in self.rows):
             return REGRESSION
-        return UNDECIDED if verdicts & set(UNDECIDED_VERDICTS) else NO_REGRESSION
+        return NO_REGRESSION if all(self.cleared(row) for row in self.rows) else UNDECIDED
 
     @property
     def row(self) -> dict:
@@ -117,7 +138,8 @@ class Step:
         if row["ratio"] is not None:
             change = f"{percent(row['ratio'])} [{percent(row['low'])}, {percent(row['high'])}]"
         retry = f"  retry {self.attempt}: {self.processes}x{self.seconds:g} s" if self.attempt else ""
-        tail = f"  {row['verdict']:<12}  {change:<26}  {self.elapsed:>4.0f} s{retry}"
+        verdict = NOT_SLOWER if row["verdict"] in UNDECIDED_VERDICTS and self.cleared(row) else row["verdict"]
+        tail = f"  {verdict:<12}  {change:<26}  {self.elapsed:>4.0f} s{retry}"
         room = max(0, min(SUBJECT, WIDTH - len(self.commit.short) - 2 - len(tail)))
         text = f"{self.commit.short}  {self.commit.subject[:room]:<{room}}{tail}"
         if len(self.rows) > 1:
@@ -224,6 +246,8 @@ class AbSteps:
     processes: int
     seconds: float
     passed: list[str]  # ab's options, untouched
+    alpha: float = ALPHA
+    min_effect: float = MIN_EFFECT
 
     def size(self, previous: Step | None) -> tuple[int, float]:
         """(processes, seconds) of a step: the options', or twice what narrows an undecided step's
@@ -240,6 +264,7 @@ class AbSteps:
             *(sys.executable, "-m", "bench", "ab", "--baseline-ref", self.good),
             *("--candidate-ref", commit.sha),
             *("-k", self.keyword, "--processes", str(processes), "--seconds", f"{seconds:g}"),
+            *("--alpha", f"{self.alpha:g}", "--min-effect", f"{self.min_effect:g}"),
             *("--format", "json", *self.passed),
         ]
 
@@ -255,7 +280,8 @@ class AbSteps:
         if not rows:
             raise StepFailed(done.returncode, f"{done.stdout}{done.stderr}".strip())
         attempt = 0 if previous is None else previous.attempt + 1
-        return Step(commit, attempt, processes, seconds, rows, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return Step(commit, attempt, processes, seconds, rows, elapsed, self.min_effect)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -263,6 +289,7 @@ def run(args: argparse.Namespace) -> int:
     if processes < 2:
         raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
     seconds = positive_float("--seconds", args.seconds)
+    check_thresholds(args.alpha, args.min_effect)
     try:
         retries = int(args.retries)
     except ValueError:
@@ -273,7 +300,9 @@ def run(args: argparse.Namespace) -> int:
         if arg.split("=")[0].startswith(REFUSED):
             raise BenchInputError(f"{arg}: not with bisect (it sets that on every ab step itself)")
     good, bad, commits = check_range(args.good, args.bad)
-    steps = AbSteps(good, args.keyword, processes, seconds, list(args.pytest_args))
+    steps = AbSteps(
+        good, args.keyword, processes, seconds, list(args.pytest_args), args.alpha, args.min_effect
+    )
     out = sys.stdout if args.format == "text" else sys.stderr  # stdout: the JSON alone
     print(f"bisect: {len(commits)} commits, {args.good} ({good[:7]}) to {args.bad} ({bad[:7]})", file=out)
     try:
