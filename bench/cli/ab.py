@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import add_format, add_gate, check_thresholds, gate, judge_and_print_pair
-from bench.harness.options import OPTIONS, positive_float, positive_int
+from bench.cli.common import add_format, add_gate, check_sampling, gate, judge_and_print_pair
+from bench.harness.options import OPTIONS
 from bench.measure.ab import (
     BASELINE,
     CANDIDATE,
@@ -98,11 +98,7 @@ AB_REFUSED = (
 
 
 def run(args: argparse.Namespace) -> int:
-    processes = positive_int("--processes", args.processes)
-    if processes < 2:
-        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
-    seconds = positive_float("--seconds", args.seconds)
-    check_thresholds(args.alpha, args.min_effect)
+    processes, seconds = check_sampling(args)
     gate(args)  # --fail-on-growth's options, refused here where bad, before anything runs
     slowdown = args.inject_slowdown
     if slowdown is not None and slowdown < 0:

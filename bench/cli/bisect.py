@@ -22,8 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import check_thresholds
-from bench.harness.options import positive_float, positive_int
+from bench.cli.common import check_sampling
 from bench.measure.ab import commit_of, git
 from bench.measure.sampling import SUITE_ROOT
 from bench.verdicts.notation import WIDTH, percent, short_name
@@ -285,11 +284,7 @@ class AbSteps:
 
 
 def run(args: argparse.Namespace) -> int:
-    processes = positive_int("--processes", args.processes)
-    if processes < 2:
-        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
-    seconds = positive_float("--seconds", args.seconds)
-    check_thresholds(args.alpha, args.min_effect)
+    processes, seconds = check_sampling(args)
     try:
         retries = int(args.retries)
     except ValueError:
