@@ -24,6 +24,7 @@ from bench.cli.bisect import (
     AbSteps,
     Commit,
     Step,
+    StepFailed,
     conclusion,
     search,
 )
@@ -208,6 +209,20 @@ def test_a_retry_doubles_the_processes_where_they_decide_else_the_seconds():
         *("--alpha", "0.05", "--min-effect", "0.3", "--format", "json"),
         *("-m", "pr", "--looks", "3"),  # passed untouched
     ]
+
+
+def test_a_step_reads_abs_json_and_an_ab_that_ends_without_it_stops_the_search(monkeypatch):
+    answers = [
+        subprocess.CompletedProcess([], 0, json.dumps({"benchmarks": [row("regression")]}), ""),
+        subprocess.CompletedProcess([], 2, "", "error: ab: pytest's selection holds no sampled benchmark"),
+    ]
+    monkeypatch.setattr("bench.cli.bisect.subprocess.run", lambda *args, **kwargs: answers.pop(0))
+    steps = AbSteps("a" * 40, "nosuchbench", 3, 2.0, [])
+    step = steps(commits(1)[0], None)
+    assert (step.outcome, step.attempt, step.processes, step.seconds) == (REGRESSION, 0, 3, 2.0)
+    with pytest.raises(StepFailed, match="holds no sampled benchmark") as failed:
+        steps(commits(1)[0], None)
+    assert failed.value.code == 2
 
 
 def test_ab_candidate_ref_is_a_worktree_of_that_commit():

@@ -4,7 +4,9 @@ the good one, found with `ab` at midpoints (asv's `find`, with ab's intervals an
 Each step is one `python -m bench ab --baseline-ref GOOD --candidate-ref COMMIT -k ... --format
 json` in a process of its own (its stdout is the JSON read here); the bad end first, so that a range
 whose end did not regress stops at once; then midpoints: a regression there puts the culprit at or
-before it, anything else after it. A step whose rows stay undecided (inconclusive) is sampled again,
+before it, anything else after it. The question is one-sided (slower than good, or not?): an
+inconclusive row whose interval lies below +min-effect is no regression. A step still undecided
+(an interval reaching past +min-effect) is sampled again,
 at most --retries times, with twice the unit that narrows its interval (ab's `decides_with`: twice the
 processes, and the seconds with them, where the spread between processes dominates, else twice the
 seconds); still undecided, the search stops and names the range left (Pinpoint answers "unknown"
