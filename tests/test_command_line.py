@@ -203,7 +203,7 @@ def test_every_command_says_what_it_does_and_shows_an_example(capsys, monkeypatc
     with pytest.raises(SystemExit):
         main(["--help"])
     main_help = capsys.readouterr().out
-    names = ["train", "prepare", "runs", "report", "compare", "changes", "ab", "power", "presets"]
+    names = ["train", "prepare", "runs", "report", "compare", "changes", "ab", "bisect", "power", "presets"]
     assert [module.NAME for module in COMMANDS] == names  # one module a command, in this order
     for name in names:
         with pytest.raises(SystemExit) as exit_:

@@ -16,12 +16,23 @@ import textwrap
 from types import ModuleType
 
 from bench.base.errors import BenchInputError
-from bench.cli import ab, changes, compare, power, prepare, presets, report, runs, train
+from bench.cli import ab, bisect, changes, compare, power, prepare, presets, report, runs, train
 from bench.cli.common import say
 from bench.harness.options import as_given
 from bench.verdicts.notation import WIDTH
 
-COMMANDS: tuple[ModuleType, ...] = (train, prepare, runs, report, compare, changes, ab, power, presets)
+COMMANDS: tuple[ModuleType, ...] = (
+    train,
+    prepare,
+    runs,
+    report,
+    compare,
+    changes,
+    ab,
+    bisect,
+    power,
+    presets,
+)
 
 
 def help_formatter(prog: str) -> argparse.HelpFormatter:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from bench.base.errors import BenchInputError
-from bench.cli.common import add_format, add_gate, check_thresholds, gate, judge_and_print_pair
+from bench.cli.common import add_format, add_gate, check_sampling, gate, judge_and_print_pair
 from bench.harness.options import OPTIONS, positive_float, positive_int
 from bench.measure.ab import (
     BASELINE,
@@ -110,6 +110,11 @@ def setup(parser: argparse.ArgumentParser) -> None:
         f"ones: auto (default) profiles rows whose pass costs at most {PROFILE_SHARE:.0%}% of --seconds "
         "and shows it under rows judged a change; all profiles and shows every row; none profiles nothing",
     )
+    parser.add_argument(
+        "--candidate-ref",
+        help="a git ref of this repository as the candidate: its checkout, this interpreter "
+        "(default: this checkout as it is; `bisect` steps with it)",
+    )
     # the detector's self-tests only: stretch the candidate's timed rounds by this fraction
     parser.add_argument("--inject-slowdown", type=float, default=None, help=argparse.SUPPRESS)
 
@@ -125,11 +130,7 @@ AB_REFUSED = (
 
 
 def run(args: argparse.Namespace) -> int:
-    processes = positive_int("--processes", args.processes)
-    if processes < 2:
-        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
-    seconds = positive_float("--seconds", args.seconds)
-    check_thresholds(args.alpha, args.min_effect)
+    processes, seconds = check_sampling(args)
     plan, budget = looks_plan(args)
     gate(args)  # --fail-on-growth's options, refused here where bad, before anything runs
     slowdown = args.inject_slowdown
@@ -148,12 +149,12 @@ def run(args: argparse.Namespace) -> int:
     python = check_python(args.baseline_python) if args.baseline_python else sys.executable
     # resolved once, before anything runs: the ref may move while the session runs
     baseline_commit = commit_of(args.baseline_ref) if args.baseline_ref else None
-    here = checkout_state()  # the candidate's, as it starts
+    here = candidate_state(args.candidate_ref)  # the candidate's, as it starts
     results = Path(args.results)
     with contextlib.ExitStack() as stack:
         root = stack.enter_context(worktree(args.baseline_ref)) if args.baseline_ref else None
         baseline = Side(BASELINE, python, root or Side().root, env, options, args.baseline_ref)
-        candidate = Side(CANDIDATE)
+        candidate = candidate_side(args.candidate_ref, stack)
         code, plugin, candidate_json = run_ab_session(
             args, baseline, candidate, processes, seconds, slowdown, plan.looks > 1
         )
@@ -186,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         CANDIDATE: {
             **plugin.pool.stacks[CANDIDATE],
             "interpreter": candidate.python,
-            "ref": None,
+            "ref": args.candidate_ref,
             **here,
             "env": {},
             "options": {},
@@ -216,6 +217,22 @@ def looks_plan(args: argparse.Namespace):
     from bench.verdicts.sequential import Plan
 
     return Plan.of(args.alpha, positive_int("--looks", args.looks)), positive_float("--budget", args.budget)
+
+
+def candidate_state(ref: str | None) -> dict:
+    """The candidate's commit and whether its code differs from it: a ref's commit (resolved
+    once, before anything runs: the ref may move), else this checkout's, as it starts."""
+    if ref is None:
+        return checkout_state()
+    return {"commit": commit_of(ref, "--candidate-ref"), "dirty": False}
+
+
+def candidate_side(ref: str | None, stack: contextlib.ExitStack) -> Side:
+    """This checkout as it is, or a detached worktree of --candidate-ref (as the baseline's),
+    removed when `stack` closes; this interpreter either way."""
+    if ref is None:
+        return Side(CANDIDATE)
+    return Side(CANDIDATE, root=stack.enter_context(worktree(ref, "--candidate-ref")), ref=ref)
 
 
 def run_ab_session(args, baseline, candidate, processes, seconds, slowdown, keep_pool=False):

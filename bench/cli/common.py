@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.base.errors import BenchInputError
+from bench.harness.options import positive_float, positive_int
 from bench.verdicts.notation import wrap
 
 if TYPE_CHECKING:  # the commands import the verdict layer inside `run`
@@ -21,6 +22,17 @@ def check_thresholds(alpha: float, min_effect: float) -> None:
         raise BenchInputError(f"--alpha {alpha}: must be between 0 and 1")
     if min_effect < 0:
         raise BenchInputError(f"--min-effect {min_effect}: must be >= 0")
+
+
+def check_sampling(args: argparse.Namespace) -> tuple[int, float]:
+    """ab's --processes (2 or more) and --seconds, and --alpha and --min-effect, checked; bisect
+    checks the same before its first step."""
+    processes = positive_int("--processes", args.processes)
+    if processes < 2:
+        raise BenchInputError(f"--processes {processes}: need at least 2 per side (the test needs a spread)")
+    seconds = positive_float("--seconds", args.seconds)
+    check_thresholds(args.alpha, args.min_effect)
+    return processes, seconds
 
 
 def say(prefix: str, message: str) -> None:

@@ -269,7 +269,7 @@ def side_flags(side: Side) -> str:
     """The command-line flags that made a side, for error messages."""
     flags = []
     if side.ref:
-        flags.append(f"--baseline-ref {side.ref}")
+        flags.append(f"--{side.name or BASELINE}-ref {side.ref}")
     if side.python and side.name == BASELINE and side.root == SUITE_ROOT and not side.ref:
         flags.append(f"--baseline-python {side.python}")
     flags += [f"--baseline-env {k}={v}" for k, v in side.env.items()]
@@ -316,11 +316,12 @@ def git(*args: str, cwd: Path = SUITE_ROOT) -> str:
     return result.stdout.strip()
 
 
-def commit_of(ref: str) -> str:
+def commit_of(ref: str, flag: str = "--baseline-ref") -> str:
+    """The commit `ref` names in this repository; an unknown one refused, named with its flag."""
     try:
         return git("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     except BenchInputError:
-        raise BenchInputError(f"--baseline-ref {ref}: no such commit in {SUITE_ROOT}") from None
+        raise BenchInputError(f"{flag} {ref}: no such commit in {SUITE_ROOT}") from None
 
 
 # where a checkout keeps its workloads: the layered layout, then the flat one before it (worker.py's
@@ -329,15 +330,15 @@ WORKLOADS_PATHS = ("measure/workloads.py", "workloads.py")
 
 
 @contextlib.contextmanager
-def worktree(ref: str) -> Iterator[Path]:
+def worktree(ref: str, flag: str = "--baseline-ref") -> Iterator[Path]:
     """A detached checkout of `ref` in a temporary folder, removed afterwards."""
-    commit = commit_of(ref)
+    commit = commit_of(ref, flag)
     folder = Path(tempfile.mkdtemp(prefix="lfbench-ab-"))
     git("worktree", "add", "--detach", "--quiet", str(folder), commit)
     try:
         if not any((folder / "bench" / path).exists() for path in WORKLOADS_PATHS):
             raise BenchInputError(
-                f"--baseline-ref {ref}: that checkout has no bench/measure/workloads.py or "
+                f"{flag} {ref}: that checkout has no bench/measure/workloads.py or "
                 f"bench/workloads.py (the worker interface A/B needs; it came with per-process sampling)"
             )
         yield folder
