@@ -273,6 +273,16 @@ def test_a_slowdown_of_one_operator_is_attributed_to_it_live(tmp_path):
     again = subprocess.run(compare, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["benchmarks"][0]["attribution"] == attribution
+    hidden = subprocess.run([*compare, "--explain", "none"], cwd=ROOT, capture_output=True, text=True)
+    assert hidden.returncode == 0, hidden.stderr
+    assert json.loads(hidden.stdout)["benchmarks"][0]["attribution"] is None  # the pair's own overridden
+
+
+def test_compare_takes_explain_only_with_a_pair(tmp_path):
+    command = [sys.executable, "-m", "bench", "compare", "--results", str(tmp_path), "--explain", "all"]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert "--explain all: only with --ab" in run.stderr
 
 
 def test_a_bad_explain_is_refused_by_name_before_anything_runs():

@@ -103,8 +103,11 @@ def output_format(args: argparse.Namespace) -> str:
     return "json" if args.json else args.format
 
 
-def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where: Path) -> int:
-    """An A/B pair's verdicts in --format, its exact counts apart, and the exit code
+def judge_and_print_pair(
+    args: argparse.Namespace, saved: dict[str, dict], where: Path, explain: str | None = None
+) -> int:
+    """An A/B pair's verdicts in --format, its exact counts apart, where the time went for the
+    rows `explain` shows (default the pair's own --explain), and the exit code
     --fail-on-regression and --fail-on-growth ask for."""
     from bench.verdicts.pairs import exact_section, judge_saved, pair_attributions, pair_json
     from bench.verdicts.tables import format_pair
@@ -112,7 +115,7 @@ def judge_and_print_pair(args: argparse.Namespace, saved: dict[str, dict], where
 
     rows = judge_saved(saved, args.alpha, args.min_effect)
     exact = exact_section(saved, gate(args))
-    explained = pair_attributions(saved, rows, args.alpha)
+    explained = pair_attributions(saved, rows, args.alpha, explain)
     style = output_format(args)
     if style == "json":
         print(pair_json(saved, rows, where, exact, explained))

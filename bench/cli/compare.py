@@ -24,6 +24,7 @@ EXAMPLES = (
     "python -m bench compare --baseline last:5 --json",
     "python -m bench compare --baseline 3 --format markdown > comment.md   # against run #3",
     "python -m bench compare --ab   # the newest saved A/B pair",
+    "python -m bench compare --ab results/ab/0003_... --explain all   # every profiled row's operators",
     "python -m bench compare --fail-on-growth --memory-tolerance 2   # gate the exact counts",
 )
 
@@ -73,6 +74,13 @@ def setup(parser: argparse.ArgumentParser) -> None:
         help="judge a saved A/B pair (default the newest under RESULTS/ab) with the in-session test; "
         "--latest PAIR does the same",
     )
+    parser.add_argument(
+        "--explain",
+        choices=("auto", "all", "none"),
+        default=None,
+        help="with --ab: which rows show where the time went (default as the pair was sampled: "
+        "auto, the rows judged a change; all, every profiled row; none)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
     pair = find_pair(Path(args.latest)) if args.latest and Path(args.latest).exists() else None
     if args.ab or pair:
         return compare_pair(args, pair)
+    if args.explain:
+        raise BenchInputError(f"--explain {args.explain}: only with --ab (saved runs have no profiles)")
 
     base_runs, latest, rows = compare(
         Path(args.results),
@@ -124,7 +134,7 @@ def compare_pair(args: argparse.Namespace, pair: Path | None) -> int:
     if pair is None:
         wanted = Path(args.ab) if args.ab != "newest" else None
         pair = newest_pair(Path(args.results)) if wanted is None else find_pair_or_fail(wanted)
-    return judge_and_print_pair(args, load_pair(pair), pair)
+    return judge_and_print_pair(args, load_pair(pair), pair, args.explain)
 
 
 def find_pair_or_fail(path: Path) -> Path:

@@ -317,12 +317,15 @@ def explain_mode(pair: dict[str, dict]) -> str:
     return pair[CANDIDATE].get("ab", {}).get("explain", NONE)
 
 
-def pair_attributions(pair: dict[str, dict], rows: list[Row], alpha: float) -> dict[str, Attribution | str]:
-    """Where the time went, for the rows the pair's --explain shows (bench/verdicts/attribution.py)."""
+def pair_attributions(
+    pair: dict[str, dict], rows: list[Row], alpha: float, mode: str | None = None
+) -> dict[str, Attribution | str]:
+    """Where the time went, for the rows `mode` shows (default the pair's own --explain;
+    bench/verdicts/attribution.py)."""
     profiles = {
         name: (base.get("profile"), cand.get("profile")) for name, base, cand in paired_extra_info(pair)
     }
-    return attributions(profiles, rows, alpha, explain_mode(pair))
+    return attributions(profiles, rows, alpha, mode or explain_mode(pair))
 
 
 def pair_json(
