@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bench.harness.options import option_defaults
+from bench.measure import profile, sampling
 from bench.measure.jobs import FAST_BATCHES, train_step_params
 from bench.measure.profile import COMPILED, op_name
 from bench.measure.sampling import Job, Server, Side, WorkerFailed, WorkerPool, schedule, summary
@@ -163,6 +164,12 @@ def test_the_profiled_pass_keeps_within_its_budget(pool):
     slots = [[worker] for worker in pool.workers]
     assert [s.profile for s in schedule(slots, job, True, profile_seconds=0.0).values()] == [None, None]
     assert all(s.profile["ops"] for s in schedule(slots, job, True).values())
+
+
+def test_the_profiled_passs_estimate_counts_the_rounds_profile_py_takes():
+    """sampling.py cannot import profile.py (import-linter: no torch below the verdicts), so it
+    keeps its own copy of the rounds a pass profiles: the two must agree."""
+    assert sampling.PROFILE_ROUNDS == profile.PROFILE_ROUNDS
 
 
 def test_the_profile_keeps_aten_operators_and_compiled_graphs_under_one_name():

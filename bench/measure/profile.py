@@ -1,8 +1,9 @@
 """One round of a benchmark's step under torch.profiler, reduced to a compact table per aten operator.
 
 The profiled pass of `ab --explain` (docs/ab.md, "Where the time went"): after a worker's timed
-rounds, one more round of the same `step`, warm, under `torch.profiler.profile`, apart from the
-timed rounds so that the profiler's overhead never reaches the clock. What comes back is per
+rounds, PROFILE_ROUNDS more rounds of the same `step`, warm, each under `torch.profiler.profile`,
+apart from the timed rounds so that the profiler's overhead never reaches the clock. What comes
+back, each operator's median over those rounds, is per
 `aten::` operator its self CPU time (us), its calls and, on CUDA, its self device time (the
 kernels it launched, in us), as builtins only (a message between processes); compiled graphs
 (`--compile`, flex_attention on the CPU) under one name, COMPILED.
@@ -21,6 +22,10 @@ ATEN = "aten::"
 # A compiled region's kernels (inductor's, flex_attention's on the CPU) run under one event a graph,
 # named by its hash and holding no aten operator: their self time is kept under this one name.
 COMPILED = "compiled::graphs"
+# Profiled rounds a process, each operator's median over them: a single profiled round of the
+# training step had 30-40 ms spikes in one operator in some processes (`_log_softmax_backward_data`,
+# `fill_`, `add_`: 1-2 ms elsewhere), enough to put it above an injected operator (docs/ab.md).
+PROFILE_ROUNDS = 3
 
 
 def op_name(key: str) -> str | None:
@@ -41,15 +46,33 @@ def device_self_us(event) -> float:
     return 0.0
 
 
-def profile_round(step: Callable[[], object], device) -> dict:
-    """`step` once under the profiler: {"ops": {name: [self_us, calls, device_us]}, "device": on
-    CUDA, "seconds": the wall time of the whole pass, the profiler's own work included}."""
+def profile_round(step: Callable[[], object], device, rounds: int = PROFILE_ROUNDS) -> dict:
+    """`step` `rounds` times, each under a profiler of its own, and per operator the median over
+    them: {"ops": {name: [self_us, calls, device_us]}, "device": on CUDA, "seconds": the wall time
+    of the whole pass, the profiler's own work included}."""
+    import statistics
+
+    on_cuda = device.type == "cuda"
+    started = time.perf_counter()
+    tables = [one_round(step, device, on_cuda) for _ in range(rounds)]
+    names = sorted({name for table in tables for name in table})
+    ops = {}
+    for name in names:
+        entries = [table.get(name, [0.0, 0, 0.0]) for table in tables]
+        ops[name] = [
+            round(statistics.median(e[0] for e in entries), 3),
+            int(statistics.median_low(e[1] for e in entries)),
+            round(statistics.median(e[2] for e in entries), 3),
+        ]
+    return {"ops": ops, "device": on_cuda, "seconds": time.perf_counter() - started}
+
+
+def one_round(step: Callable[[], object], device, on_cuda: bool) -> dict[str, list]:
+    """One profiled round: per operator its self CPU time (us), calls and self device time (us)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    on_cuda = device.type == "cuda"
     activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if on_cuda else [])]
-    started = time.perf_counter()
     with profile(activities=activities) as prof:
         step()
         if on_cuda:
@@ -62,4 +85,4 @@ def profile_round(step: Callable[[], object], device) -> dict:
             entry[0] = round(entry[0] + float(event.self_cpu_time_total), 3)
             entry[1] += int(event.count)
             entry[2] = round(entry[2] + device_self_us(event), 3)
-    return {"ops": dict(sorted(ops.items())), "device": on_cuda, "seconds": time.perf_counter() - started}
+    return ops

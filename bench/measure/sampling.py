@@ -386,7 +386,8 @@ def schedule(
 # The profiled pass's cost before any was measured, in timed rounds of the worker it profiles: on
 # the 2-core CPU one profiled round of the fast training step took 4-7x a timed round, the
 # profiler's start in a fresh process included (docs/ab.md, "Where the time went").
-PROFILE_OVERHEAD = 6.0
+PROFILE_ROUNDS = 3  # a pass's profiled rounds: bench/measure/profile.py's, which imports no suite module
+PROFILE_OVERHEAD = 6.0 * PROFILE_ROUNDS
 PROFILE_SEED = 0  # the profiled pass draws its order apart from the rounds' (those stay as they were)
 
 

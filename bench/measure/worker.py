@@ -134,7 +134,7 @@ class TimedJob:
         return exact or None
 
     def profile(self) -> dict:
-        """One more round of the timed `step` (warm: after the timed rounds) under the profiler,
+        """More rounds of the timed `step` (warm: after the timed rounds) under the profiler,
         the injected slowdown included as the timed rounds have it (profile.py)."""
 
         def step() -> None:
