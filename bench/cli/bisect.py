@@ -67,7 +67,12 @@ def setup(parser: argparse.ArgumentParser) -> None:
         "-k", dest="keyword", required=True, metavar="EXPRESSION", help="pytest's -k: the rows to bisect on"
     )
     parser.add_argument("--processes", default="10", help="ab's worker processes per side (default 10)")
-    parser.add_argument("--seconds", default="20", help="ab's timed seconds per benchmark (default 20)")
+    parser.add_argument(
+        "--seconds",
+        default="20",
+        help="ab's timed seconds per benchmark at a step's first look (default 20, longer than ab's own "
+        "12: a step decides more often on its first look)",
+    )
     parser.add_argument(
         "--retries",
         default="2",
